@@ -1,0 +1,110 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp
+{
+    /// <summary>
+    /// What every generated decoder-only model (GPT family) is on the TorchSharp backend: logits from token ids,
+    /// the LM loss, cached generation and Hugging Face safetensors I/O. Generated subclasses supply the layers.
+    /// </summary>
+    public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
+    {
+        protected CausalLanguageModel(string name) : base(name) { }
+
+        /// <summary>The compile-time model card (shapes, parameter count, FLOPs).</summary>
+        public abstract ModelCard Card { get; }
+
+        /// <summary>Creates an empty KV cache sized for this model.</summary>
+        public abstract KvCache CreateCache(long batch);
+
+        /// <summary>
+        /// Logits [B, T, Vocab] for token ids [B, T]. With a cache, the ids continue the cached positions and
+        /// their keys/values are appended to it.
+        /// </summary>
+        public abstract Tensor Forward(Tensor ids, KvCache? cache);
+
+        /// <inheritdoc />
+        public sealed override Tensor forward(Tensor ids) => Forward(ids, null);
+
+        /// <summary>Mean next-token cross-entropy of ids [B, T] against targets [B, T]; target -100 is ignored.</summary>
+        public Tensor Loss(Tensor ids, Tensor targets)
+        {
+            using var logits = Forward(ids, null);
+            return nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), targets.view(-1));
+        }
+
+        /// <summary>
+        /// Autoregressive sampling with a KV cache: the prompt is encoded once, then one token per step.
+        /// Stops after <paramref name="maxTokens"/> or when the context is full.
+        /// </summary>
+        public int[] Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions? options = null)
+        {
+            options ??= new SamplingOptions();
+            if (prompt.Count == 0)
+                throw new ArgumentException($"Model '{Card.Name}': the prompt must contain at least one token.", nameof(prompt));
+            CheckIds(prompt);
+            var output = new List<int>(prompt);
+            int budget = Math.Min(maxTokens, Card.Context - prompt.Count);
+            if (budget <= 0) return output.ToArray();
+
+            bool wasTraining = training;
+            eval();
+            var device = parameters().GetEnumerator() is var e && e.MoveNext() ? e.Current.device : torch.CPU;
+            using var generator = options.Seed is { } seed ? new Generator((ulong)seed, device) : null;
+            using var cache = CreateCache(1);
+            try
+            {
+                using var _ = torch.no_grad();
+                var next = torch.tensor(ToLongs(prompt), device: device).unsqueeze(0);
+                for (int i = 0; i < budget; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var logits = Forward(next, cache);
+                    var last = logits.select(1, logits.shape[1] - 1);
+                    var token = Sampler.Sample(last, options, generator);
+                    int id = (int)token[0].item<long>();
+                    output.Add(id);
+                    next.Dispose();
+                    next = token.view(1, 1).MoveToOuterDisposeScope();
+                }
+                next.Dispose();
+            }
+            finally
+            {
+                train(wasTraining);
+            }
+            return output.ToArray();
+        }
+
+        /// <summary>Loads Hugging Face-named weights (with or without the "transformer." prefix).</summary>
+        public void LoadSafetensors(string path) => ModuleWeights.Load(this, path, Card.Name, MapCheckpointName);
+
+        /// <summary>Saves weights under Hugging Face names, atomically (a crash never leaves a half-written file).</summary>
+        public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
+            => ModuleWeights.Save(this, path, metadata);
+
+        /// <summary>
+        /// Maps a checkpoint tensor name to this module's parameter name, or null to skip it. The default accepts
+        /// both GPT2LMHeadModel ("transformer.h.0...") and GPT2Model ("h.0...") files and skips the causal-mask
+        /// buffers old GPT-2 checkpoints carry.
+        /// </summary>
+        protected virtual string? MapCheckpointName(string name) => name;
+
+        private void CheckIds(IReadOnlyList<int> ids)
+        {
+            for (int i = 0; i < ids.Count; i++)
+                if ((uint)ids[i] >= (uint)Card.Vocab)
+                    throw new ArgumentOutOfRangeException(nameof(ids),
+                        $"Model '{Card.Name}': token id {ids[i]} at position {i} is outside the vocabulary [0, {Card.Vocab}).");
+        }
+
+        private static long[] ToLongs(IReadOnlyList<int> ids)
+        {
+            var result = new long[ids.Count];
+            for (int i = 0; i < result.Length; i++) result[i] = ids[i];
+            return result;
+        }
+    }
+}
