@@ -92,6 +92,32 @@ namespace ModelDsl.TorchSharp
         /// </summary>
         protected virtual string? MapCheckpointName(string name) => name;
 
+        /// <summary>
+        /// Rejects input the kernels would turn into a native crash or silent garbage: wrong rank or dtype, a
+        /// sequence past the context, ids outside the vocabulary. Errors name the model, the tensor and the dimension.
+        /// </summary>
+        protected void CheckInput(Tensor ids, long offset)
+        {
+            if (ids.dim() != 2)
+                throw new ArgumentException($"Model '{Card.Name}': token ids must be [batch, time], but have {ids.dim()} dimensions [{string.Join(", ", ids.shape)}].", nameof(ids));
+            if (ids.dtype != ScalarType.Int64)
+                throw new ArgumentException($"Model '{Card.Name}': token ids must be int64, but are {ids.dtype}.", nameof(ids));
+            long time = ids.shape[1];
+            if (time == 0 || offset + time > Card.Context)
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': token ids dimension 1 (time) is {time}" + (offset > 0 ? $" after {offset} cached positions" : "") +
+                    $"; it must be between 1 and the context of {Card.Context}" + (offset > 0 ? $" minus the cache ({Card.Context - offset})." : "."), nameof(ids));
+            if (ids.numel() > 0)
+            {
+                using var minimum = ids.min();
+                using var maximum = ids.max();
+                long min = minimum.item<long>(), max = maximum.item<long>();
+                if (min < 0 || max >= Card.Vocab)
+                    throw new ArgumentOutOfRangeException(nameof(ids),
+                        $"Model '{Card.Name}': token id {(min < 0 ? min : max)} is outside the vocabulary [0, {Card.Vocab}).");
+            }
+        }
+
         private void CheckIds(IReadOnlyList<int> ids)
         {
             for (int i = 0; i < ids.Count; i++)

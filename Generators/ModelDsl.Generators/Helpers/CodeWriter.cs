@@ -1,0 +1,64 @@
+using System;
+using System.Globalization;
+using System.Text;
+
+namespace ModelDsl.Generators.Helpers
+{
+    /// <summary>
+    /// Writes C# with explicit indentation (not NormalizeWhitespace, which is slow and reformats). Numbers are
+    /// always written culture-invariant, so the output is identical on every machine.
+    /// </summary>
+    internal sealed class CodeWriter
+    {
+        private readonly StringBuilder text = new();
+        private int depth;
+
+        public CodeWriter Line(string line = "")
+        {
+            if (line.Length > 0) text.Append(' ', 4 * depth).Append(line);
+            text.Append('\n');
+            return this;
+        }
+
+        public CodeWriter Lines(string block)
+        {
+            foreach (var line in block.Replace("\r\n", "\n").Split('\n')) Line(line);
+            return this;
+        }
+
+        /// <summary>Writes a line and opens a brace block; dispose the result to close it.</summary>
+        public Scope Block(string header)
+        {
+            Line(header).Line("{");
+            depth++;
+            return new Scope(this);
+        }
+
+        public override string ToString() => text.ToString();
+
+        public static string Literal(double value)
+        {
+            var s = value.ToString("R", CultureInfo.InvariantCulture);
+            return s.IndexOfAny(new[] { '.', 'E', 'e' }) >= 0 ? s : s + ".0";
+        }
+
+        public static string Literal(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+        public static string Literal(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+        public static string Literal(bool value) => value ? "true" : "false";
+
+        public readonly struct Scope : IDisposable
+        {
+            private readonly CodeWriter writer;
+
+            public Scope(CodeWriter writer) => this.writer = writer;
+
+            public void Dispose()
+            {
+                writer.depth--;
+                writer.Line("}");
+            }
+        }
+    }
+}

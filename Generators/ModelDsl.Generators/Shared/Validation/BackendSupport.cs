@@ -1,0 +1,47 @@
+using System.Collections.Generic;
+using ModelDsl.Generators.Model;
+using static ModelDsl.Generators.Validation.DiagnosticDescriptors;
+using N = ModelDsl.Generators.Model.AttributeNames;
+
+namespace ModelDsl.Generators.Validation
+{
+    /// <summary>
+    /// What each backend's emitter can generate today. A valid declaration outside it gets an MDSL0100 warning
+    /// and no code for that backend, rather than code that silently ignores an attribute.
+    /// </summary>
+    internal static class BackendSupport
+    {
+        public const string TorchSharp = "TorchSharp";
+
+        public static IEnumerable<Finding> TorchSharpGaps(ModelSpec spec)
+        {
+            Finding Gap(string feature, FindingSite site)
+                => new(NotYetGenerated, site, new object?[] { TorchSharp, feature, spec.Name });
+
+            var family = spec.Family.ToString();
+            if (spec.Family != ModelFamily.Decoder)
+            {
+                yield return Gap($"the {family} family (only Decoder so far)", FindingSite.On(family));
+                yield break;
+            }
+            if (spec.Positions != PositionKind.Learned)
+                yield return Gap(spec.Positions + " positions", FindingSite.On(spec.Positions + "Positions"));
+            if (spec.EffectiveKvHeads != spec.Heads)
+                yield return Gap("grouped-query attention (KvHeads)", FindingSite.On(N.Attention, "KvHeads"));
+            if (spec.Window > 0)
+                yield return Gap("sliding-window attention", FindingSite.On(N.Attention, "Window"));
+            if (!spec.AttentionBias)
+                yield return Gap("bias-free attention", FindingSite.On(N.Attention, "Bias"));
+            if (!spec.FeedForwardBias)
+                yield return Gap("bias-free feed-forward layers", FindingSite.On(N.FeedForward, "Bias"));
+            if (spec.IsGated)
+                yield return Gap(spec.Activation + " feed-forward layers", FindingSite.On(N.FeedForward, "Activation"));
+            if (spec.NormKind != NormKind.LayerNorm)
+                yield return Gap("RmsNorm", FindingSite.On(spec.NormPlacement == NormPlacement.Pre ? N.PreNorm : N.PostNorm, "Kind"));
+            if (spec.Has(N.MixtureOfExperts))
+                yield return Gap("mixture-of-experts layers", FindingSite.On(N.MixtureOfExperts));
+            if (spec.Has(N.Lora))
+                yield return Gap("LoRA adapters", FindingSite.On(N.Lora));
+        }
+    }
+}
