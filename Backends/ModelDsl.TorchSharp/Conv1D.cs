@@ -9,13 +9,13 @@ namespace ModelDsl.TorchSharp
     /// </summary>
     public sealed class Conv1D : nn.Module<Tensor, Tensor>
     {
-        public readonly Modules.Parameter weight;
-        public readonly Modules.Parameter bias;
+        public readonly global::TorchSharp.Modules.Parameter weight;
+        public readonly global::TorchSharp.Modules.Parameter bias;
 
         public Conv1D(long inFeatures, long outFeatures, double initStd = 0.02) : base(nameof(Conv1D))
         {
-            weight = new Modules.Parameter(torch.empty(inFeatures, outFeatures));
-            bias = new Modules.Parameter(torch.zeros(outFeatures));
+            weight = new global::TorchSharp.Modules.Parameter(torch.empty(inFeatures, outFeatures));
+            bias = new global::TorchSharp.Modules.Parameter(torch.zeros(outFeatures));
             using (torch.no_grad()) nn.init.normal_(weight, 0.0, initStd);
             RegisterComponents();
         }

@@ -17,10 +17,9 @@ namespace ModelDsl.Generators.Emit.TorchSharp
     {
         private static readonly string[] Usings =
         {
-            "using torch = global::TorchSharp.torch;",
-            "using nn = global::TorchSharp.torch.nn;",
+            "using global::TorchSharp;",
+            "using static global::TorchSharp.torch;",
             "using F = global::TorchSharp.torch.nn.functional;",
-            "using Tensor = global::TorchSharp.torch.Tensor;",
             "using KvCache = global::ModelDsl.TorchSharp.KvCache;",
         };
 
@@ -32,7 +31,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 {
                     writer.Line("/// <summary>Creates the model on the TorchSharp backend, initialised as GPT-2 is.</summary>");
                     writer.Line("/// <param name=\"device\">Where the parameters live; CPU when null.</param>");
-                    using (writer.Block("public static TorchSharpModel CreateTorchSharp(torch.Device? device = null)"))
+                    using (writer.Block("public static TorchSharpModel CreateTorchSharp(Device? device = null)"))
                     {
                         writer.Line("var model = new TorchSharpModel();");
                         writer.Line("if (device is not null) model.to(device);");
@@ -103,7 +102,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         {
             writer.Line("/// <summary>GPT-2 initialisation: N(0, 0.02); residual projections N(0, 0.02 / sqrt(2 x Layers)); norms 1 and 0.</summary>");
             using (writer.Block("public void ResetParameters()"))
-            using (writer.Block("using (torch.no_grad())"))
+            using (writer.Block("using (no_grad())"))
             {
                 foreach (var child in ir.Root.Children) WriteInit(writer, child, "this", 0);
             }
@@ -176,7 +175,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 {
                     writer.Line("long offset = cache?.Length ?? 0;");
                     writer.Line("long time = ids.shape[1];");
-                    writer.Line("var positions = torch.arange(offset, offset + time, dtype: torch.int64, device: ids.device);");
+                    writer.Line("var positions = arange(offset, offset + time, dtype: int64, device: ids.device);");
                     writer.Line(dropout
                         ? "var x = drop.forward(wte.forward(ids) + wpe.forward(positions)); // [B, T, Hidden]"
                         : "var x = wte.forward(ids) + wpe.forward(positions);              // [B, T, Hidden]");
