@@ -1,0 +1,209 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp
+{
+    /// <summary>Loads and saves a module's parameters (and persistent buffers) as safetensors.</summary>
+    public static class ModuleWeights
+    {
+        /// <summary>
+        /// Loads the safetensors file at <paramref name="path"/> into <paramref name="module"/>'s parameters and
+        /// persistent buffers. <paramref name="mapName"/> maps a checkpoint name to a parameter name, or returns null to
+        /// skip the tensor (default: names are used as they are). Everything is validated before anything is copied: on
+        /// any problem the module is left unchanged and one <see cref="SafetensorsException"/> lists every missing,
+        /// unexpected, mis-shaped or unconvertible tensor. Values are copied under no_grad with copy_, which converts
+        /// the dtype and moves them to the parameter's device. Parameters that share one tensor (tied weights) need it
+        /// in the file under one of their names only.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The file is invalid or does not match the model.</exception>
+        public static void Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null)
+        {
+            ArgumentNullException.ThrowIfNull(module);
+            ArgumentNullException.ThrowIfNull(path);
+            ArgumentNullException.ThrowIfNull(modelName);
+            TorchSharpRuntime.EnsureLoaded();
+            string file = Path.GetFileName(path);
+
+            using var stream = Safetensors.OpenRead(path);
+            SafetensorsHeader header;
+            try
+            {
+                header = Safetensors.ReadHeader(stream, path);
+            }
+            catch (SafetensorsException e)
+            {
+                throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
+            }
+
+            var targets = Targets(module);
+            var byName = new Dictionary<string, Target>(StringComparer.Ordinal);
+            foreach (var t in targets) byName[t.Name] = t;
+
+            var problems = new List<string>();
+            string? firstTensor = null;
+            void Problem(string tensor, string text)
+            {
+                firstTensor ??= tensor;
+                problems.Add($"Model '{modelName}': {text}");
+            }
+
+            var assignments = new List<(SafetensorsTensorInfo Info, Target Target)>();
+            var assignedGroups = new Dictionary<int, string>(); // group -> file tensor that fills it
+            var unexpected = new List<string>();
+            foreach (var info in header.Tensors.Values)
+            {
+                string? mapped;
+                try { mapped = mapName is null ? info.Name : mapName(info.Name); }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new SafetensorsException(path, info.Name, $"Model '{modelName}': mapping the name of tensor '{info.Name}' in {file} failed: {e.Message}", e);
+                }
+                if (mapped is null) continue;
+                if (!byName.TryGetValue(mapped, out var target))
+                {
+                    unexpected.Add(mapped == info.Name ? $"'{info.Name}'" : $"'{info.Name}' (as '{mapped}')");
+                    firstTensor ??= info.Name;
+                    continue;
+                }
+                string label = mapped == info.Name ? $"tensor '{info.Name}'" : $"tensor '{info.Name}' (parameter '{mapped}')";
+                if (assignedGroups.TryGetValue(target.Group, out var other))
+                {
+                    Problem(info.Name, $"{label} in {file} fills the same parameter as tensor '{other}'" +
+                                       (target.Aliases.Count > 1 ? $" (tied: {string.Join(", ", target.Aliases.Select(a => $"'{a}'"))})" : ""));
+                    continue;
+                }
+                assignedGroups[target.Group] = info.Name;
+
+                bool ok = true;
+                if (!SameShape(info.Shape, target.Shape))
+                {
+                    Problem(info.Name, $"{label} in {file} has shape {info.ShapeText}; the model expects {SafetensorsHeader.FormatShape(target.Shape)} ({ShapeDifference(info.Shape, target.Shape)})");
+                    ok = false;
+                }
+                bool fileFloating = Safetensors.IsFloatingDType(info.DType);
+                bool targetFloating = IsFloating(target.DType);
+                if (fileFloating != targetFloating || (target.DType == ScalarType.Bool) != (info.DType == "BOOL"))
+                {
+                    Problem(info.Name, $"{label} in {file} has dtype {info.DType}, which cannot be converted to the model's {target.DType}");
+                    ok = false;
+                }
+                if (ok) assignments.Add((info, target));
+            }
+            if (unexpected.Count > 0)
+                problems.Add($"Model '{modelName}': {unexpected.Count} tensor(s) in {file} match no parameter of the model: {string.Join(", ", unexpected)}");
+
+            var missing = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group))
+                                 .Select(t => t.Aliases.Count > 1 ? $"'{t.Name}' (tied: {string.Join(", ", t.Aliases.Select(a => $"'{a}'"))})" : $"'{t.Name}'")
+                                 .ToList();
+            if (missing.Count == 1)
+                problems.Insert(0, $"Model '{modelName}': {missing[0]} is missing from {file}");
+            else if (missing.Count > 1)
+                problems.Insert(0, $"Model '{modelName}': {missing.Count} parameters are missing from {file}: {string.Join(", ", missing)}");
+            if (missing.Count > 0)
+                firstTensor = targets.First(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).Name;
+
+            if (problems.Count > 0)
+                throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
+
+            using (torch.no_grad())
+            {
+                foreach (var (info, target) in assignments)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var value = Safetensors.ReadTensor(stream, header, info);
+                    target.Tensor.copy_(value);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Saves <paramref name="module"/>'s parameters and persistent buffers to <paramref name="path"/>, atomically.
+        /// Tensors shared by several names (tied weights) are saved once, under the first name.
+        /// </summary>
+        public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
+        {
+            ArgumentNullException.ThrowIfNull(module);
+            ArgumentNullException.ThrowIfNull(path);
+            TorchSharpRuntime.EnsureLoaded();
+            var tensors = Targets(module).Where(t => t.IsCanonical)
+                                         .Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor))
+                                         .ToList();
+            Safetensors.Save(path, tensors, metadata);
+        }
+
+        private sealed class Target
+        {
+            public required string Name { get; init; }
+            public required Tensor Tensor { get; init; }
+            public required long[] Shape { get; init; }
+            public required ScalarType DType { get; init; }
+            public required int Group { get; init; }
+            public required bool IsCanonical { get; init; }
+            public required List<string> Aliases { get; init; }
+        }
+
+        /// <summary>Parameters, then persistent buffers, with tied tensors grouped (the first name is canonical).</summary>
+        private static List<Target> Targets(nn.Module module)
+        {
+            var result = new List<Target>();
+            var groups = new Dictionary<object, (int Group, List<string> Aliases)>();
+            IEnumerable<(string, Tensor)> all = module.named_parameters().Select(p => (p.Item1, (Tensor)p.Item2))
+                .Concat(module.named_buffers(recurse: true, include_nonpersistent: false));
+            foreach (var (name, tensor) in all)
+            {
+                if (tensor is null) continue;
+                object key = Identity(tensor);
+                bool canonical = !groups.TryGetValue(key, out var group);
+                if (canonical)
+                {
+                    group = (groups.Count, new List<string>());
+                    groups[key] = group;
+                }
+                group.Aliases.Add(name);
+                result.Add(new Target
+                {
+                    Name = name, Tensor = tensor, Shape = tensor.shape, DType = tensor.dtype,
+                    Group = group.Group, IsCanonical = canonical, Aliases = group.Aliases,
+                });
+            }
+            return result;
+        }
+
+        /// <summary>
+        /// What makes two tensors "the same" for tying: for non-empty contiguous CPU tensors, their data address, dtype
+        /// and shape (so distinct wrappers of one storage count as one); otherwise the wrapper object itself.
+        /// </summary>
+        private static object Identity(Tensor tensor)
+        {
+            if (tensor.numel() > 0 && tensor.device_type == DeviceType.CPU && tensor.is_contiguous()
+                && tensor.numel() * tensor.element_size() <= int.MaxValue)
+            {
+                ref byte first = ref MemoryMarshal.GetReference(tensor.bytes);
+                nint address = Unsafe.ByteOffset(ref Unsafe.NullRef<byte>(), ref first);
+                return (address, tensor.dtype, string.Join(",", tensor.shape));
+            }
+            return tensor.Handle;
+        }
+
+        private static bool IsFloating(ScalarType type)
+            => type is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64;
+
+        private static bool SameShape(long[] a, long[] b) => a.AsSpan().SequenceEqual(b);
+
+        private static string ShapeDifference(long[] file, long[] model)
+        {
+            if (file.Length != model.Length)
+                return $"{file.Length} dimension(s) vs {model.Length}";
+            for (int i = 0; i < file.Length; i++)
+                if (file[i] != model[i])
+                    return $"dimension {i}: {file[i]} vs {model[i]}";
+            return "same";
+        }
+    }
+}
