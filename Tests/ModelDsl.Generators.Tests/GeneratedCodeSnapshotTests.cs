@@ -1,0 +1,103 @@
+using System;
+using System.IO;
+using System.Linq;
+using Xunit;
+
+namespace ModelDsl.Generators.Tests
+{
+    /// <summary>Every example model's generated code, pinned: any change to the output is a reviewed diff.</summary>
+    public sealed class GeneratedCodeSnapshotTests
+    {
+        private static readonly string ExampleModels = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Examples", "Models.cs"));
+
+        [Theory]
+        [InlineData("ModelDsl.Examples.KjvGpt.g.cs")]
+        [InlineData("ModelDsl.Examples.KjvGpt.TorchSharp.g.cs")]
+        [InlineData("ModelDsl.Examples.Gpt2Small.g.cs")]
+        [InlineData("ModelDsl.Examples.Gpt2Small.TorchSharp.g.cs")]
+        public void Example_models_generate_the_reviewed_code(string hintName)
+        {
+            var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels));
+
+            Assert.True(sources.ContainsKey(hintName), "Generated: " + string.Join(", ", sources.Keys));
+            Snapshot.Verify(sources[hintName], hintName.Replace("ModelDsl.Examples.", "").Replace(".g.cs", "").Replace('.', '_'));
+        }
+
+        [Fact]
+        public void Example_models_compile_without_errors_or_warnings()
+        {
+            var (output, _) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels));
+
+            var problems = output.GetDiagnostics().Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning).ToList();
+            Assert.True(problems.Count == 0, string.Join("\n", problems));
+        }
+
+        [Fact]
+        public void Without_the_TorchSharp_runtime_only_the_model_card_is_generated()
+        {
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: false, ExampleModels));
+
+            Assert.Equal(new[] { "ModelDsl.Examples.Gpt2Small.g.cs", "ModelDsl.Examples.KjvGpt.g.cs" }, sources.Keys.OrderBy(k => k, StringComparer.Ordinal));
+            Assert.Empty(GeneratorHarness.Errors(output));
+        }
+
+        [Fact]
+        public void Output_is_identical_under_a_culture_with_comma_decimals()
+        {
+            var invariant = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels)).Sources;
+            var previous = System.Globalization.CultureInfo.CurrentCulture;
+            try
+            {
+                // A culture like de-DE, built by hand so the test needs no ICU data.
+                var comma = (System.Globalization.CultureInfo)System.Globalization.CultureInfo.InvariantCulture.Clone();
+                comma.NumberFormat.NumberDecimalSeparator = ",";
+                comma.NumberFormat.NumberGroupSeparator = ".";
+                comma.NumberFormat.NegativeSign = "\u2212";
+                System.Globalization.CultureInfo.CurrentCulture = comma;
+                var german = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels)).Sources;
+                Assert.Equal(invariant, german);
+            }
+            finally
+            {
+                System.Globalization.CultureInfo.CurrentCulture = previous;
+            }
+        }
+
+        [Fact]
+        public void Nested_and_global_namespace_models_get_unique_hint_names_and_compile()
+        {
+            const string source = """
+                using ModelDsl;
+                [Decoder(Vocab = 10, Context = 8, Hidden = 8, Heads = 2, Layers = 1)]
+                public partial record GlobalGpt;
+                namespace Deep.Space
+                {
+                    public static partial class Zoo
+                    {
+                        [Decoder(Vocab = 10, Context = 8, Hidden = 8, Heads = 2, Layers = 1)]
+                        public partial class NestedGpt { }
+                    }
+                }
+                """;
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, source));
+
+            Assert.Contains("GlobalGpt.TorchSharp.g.cs", sources.Keys);
+            Assert.Contains("Deep.Space.Zoo.NestedGpt.TorchSharp.g.cs", sources.Keys);
+            Assert.Empty(GeneratorHarness.Errors(output));
+        }
+
+        [Fact]
+        public void Invalid_declarations_generate_nothing()
+        {
+            const string source = """
+                using ModelDsl;
+                [Decoder(Vocab = 10, Context = 8, Hidden = 770, Heads = 12, Layers = 1)]
+                public partial record Broken;
+                """;
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, source));
+
+            Assert.Empty(sources);
+            Assert.Empty(GeneratorHarness.Errors(output));
+        }
+    }
+}
