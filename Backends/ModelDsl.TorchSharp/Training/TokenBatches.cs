@@ -1,0 +1,162 @@
+using System;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp.Training
+{
+    /// <summary>Which part of a <see cref="TokenBatches"/> corpus to draw from.</summary>
+    public enum DataSplit
+    {
+        /// <summary>The leading part, used for gradient steps.</summary>
+        Train,
+        /// <summary>The held-out tail, used only to measure the loss.</summary>
+        Validation,
+    }
+
+    /// <summary>
+    /// A tokenized corpus split into a training head and a validation tail (a contiguous tail, so no validation
+    /// window overlaps a training window except across the one boundary), from which language-model batches are
+    /// drawn: random windows of <c>T + 1</c> tokens give ids [B, T] and the targets [B, T] shifted by one.
+    /// </summary>
+    public sealed class TokenBatches
+    {
+        private readonly int[] tokens;
+        private readonly int trainCount;
+
+        /// <summary>Splits <paramref name="tokens"/>: the last <paramref name="validationFraction"/> is validation.</summary>
+        /// <param name="tokens">Token ids; copied.</param>
+        /// <param name="vocabSize">The model's vocabulary; every id must be below it.</param>
+        /// <param name="validationFraction">Share of the tail held out, in [0, 1).</param>
+        public TokenBatches(ReadOnlySpan<int> tokens, int vocabSize, double validationFraction = 0.1)
+        {
+            if (vocabSize <= 0) throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, "The vocabulary size must be positive.");
+            if (!(validationFraction >= 0 && validationFraction < 1))
+                throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "The validation fraction must be in [0, 1).");
+            for (int i = 0; i < tokens.Length; i++)
+                if ((uint)tokens[i] >= (uint)vocabSize)
+                    throw new ArgumentOutOfRangeException(nameof(tokens),
+                        $"Token id {tokens[i]} at position {i} is outside the vocabulary [0, {vocabSize}).");
+            this.tokens = tokens.ToArray();
+            VocabSize = vocabSize;
+            trainCount = tokens.Length - (int)Math.Round(tokens.Length * validationFraction);
+        }
+
+        /// <summary>The vocabulary size the ids were checked against.</summary>
+        public int VocabSize { get; }
+
+        /// <summary>The training tokens (the head of the corpus).</summary>
+        public ReadOnlyMemory<int> TrainTokens => tokens.AsMemory(0, trainCount);
+
+        /// <summary>The validation tokens (the tail of the corpus).</summary>
+        public ReadOnlyMemory<int> ValidationTokens => tokens.AsMemory(trainCount);
+
+        /// <summary>The tokens of <paramref name="split"/>.</summary>
+        public ReadOnlyMemory<int> Tokens(DataSplit split) => split == DataSplit.Train ? TrainTokens : ValidationTokens;
+
+        /// <summary>
+        /// A deterministic stream of batches from <paramref name="split"/>: the same seed gives the same windows on
+        /// every platform and .NET version (the generator is SplitMix64, not <see cref="Random"/>).
+        /// </summary>
+        /// <exception cref="ArgumentException">The split is shorter than one window of <paramref name="sequenceLength"/> + 1 tokens.</exception>
+        public BatchSampler Sampler(DataSplit split, int batchSize, int sequenceLength, ulong seed, Device? device = null)
+            => new BatchSampler(Tokens(split), split, batchSize, sequenceLength, seed, device);
+    }
+
+    /// <summary>Draws seeded random windows from one split; see <see cref="TokenBatches.Sampler"/>.</summary>
+    public sealed class BatchSampler
+    {
+        private readonly ReadOnlyMemory<int> tokens;
+        private readonly long[] ids;
+        private readonly long[] targets;
+        private readonly long[] shape;
+        private readonly Device? device;
+        private ulong state;
+
+        internal BatchSampler(ReadOnlyMemory<int> tokens, DataSplit split, int batchSize, int sequenceLength, ulong seed, Device? device)
+        {
+            if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be positive.");
+            if (sequenceLength <= 0) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "The sequence length must be positive.");
+            if (tokens.Length < sequenceLength + 1)
+                throw new ArgumentException(
+                    $"The {split.ToString().ToLowerInvariant()} split has {tokens.Length} tokens, fewer than one window of " +
+                    $"sequence length {sequenceLength} + 1 (the shifted target). Use more data, a shorter sequence or a different split.");
+            this.tokens = tokens;
+            this.device = device;
+            BatchSize = batchSize;
+            SequenceLength = sequenceLength;
+            Windows = tokens.Length - sequenceLength; // start positions 0 .. Length - T - 1
+            ids = new long[(long)batchSize * sequenceLength];
+            targets = new long[ids.Length];
+            shape = new long[] { batchSize, sequenceLength };
+            state = seed;
+        }
+
+        /// <summary>Rows per batch (B).</summary>
+        public int BatchSize { get; }
+
+        /// <summary>Tokens per row (T).</summary>
+        public int SequenceLength { get; }
+
+        /// <summary>Distinct window start positions in the split.</summary>
+        public int Windows { get; }
+
+        /// <summary>Start positions of the next <see cref="BatchSize"/> windows, advancing the stream (for inspection and tests).</summary>
+        public int[] NextStarts()
+        {
+            var starts = new int[BatchSize];
+            for (int b = 0; b < starts.Length; b++) starts[b] = NextIndex(Windows);
+            return starts;
+        }
+
+        /// <summary>
+        /// The next batch: ids [B, T] and targets [B, T] (int64), targets[b, t] = ids[b, t + 1] of the same window,
+        /// the last target being the token after the window. The tensors join the current dispose scope.
+        /// </summary>
+        public (Tensor Ids, Tensor Targets) Next()
+        {
+            var span = tokens.Span;
+            int t = SequenceLength;
+            for (int b = 0; b < BatchSize; b++)
+            {
+                int start = NextIndex(Windows);
+                var window = span.Slice(start, t + 1);
+                int row = b * t;
+                for (int i = 0; i < t; i++)
+                {
+                    ids[row + i] = window[i];
+                    targets[row + i] = window[i + 1];
+                }
+            }
+            var x = torch.tensor(ids, shape);
+            var y = torch.tensor(targets, shape);
+            if (device is not null && device.type != DeviceType.CPU)
+            {
+                x = x.to(device);
+                y = y.to(device);
+            }
+            return (x, y);
+        }
+
+        // SplitMix64 (Steele, Lea, Flood 2014): tiny, full-period, identical everywhere.
+        private ulong NextUInt64()
+        {
+            ulong z = state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        // Unbiased integer in [0, n) by rejection (Lemire's multiply-shift with a threshold).
+        private int NextIndex(int n)
+        {
+            ulong range = (ulong)n;
+            ulong threshold = (0UL - range) % range;
+            while (true)
+            {
+                ulong r = NextUInt64();
+                ulong high = Math.BigMul(r, range, out ulong low);
+                if (low >= threshold) return (int)high;
+            }
+        }
+    }
+}
