@@ -15,6 +15,19 @@ namespace ModelDsl.TorchSharp.Training
     /// of every arena back to the kernel; calling it every few dozen steps keeps RSS flat at a negligible cost.
     /// Elsewhere (musl, macOS, Windows) the calls are no-ops.
     /// </para>
+    /// <para>
+    /// Measured on the project's machine (Debian 12, glibc 2.36, libtorch 2.10 CPU, 2 cores shared with other
+    /// jobs): a 4-head, 2-layer, d=128 GPT with tied embeddings, B=8, T=128, one thread, 300 AdamW steps on the
+    /// KJV corpus, one process per variant, RSS in MiB after steps 1/50/100/150/200/250/300:
+    /// <list type="bullet">
+    /// <item>nothing: 189 278 309 365 415 447 471 (+282 MiB, still climbing), 1,690 tokens/s;</item>
+    /// <item><c>malloc_trim(0)</c> every 50 steps: 198 192 196 200 204 208 211 (+13 MiB), 1,734 tokens/s;</item>
+    /// <item><c>mallopt(M_MMAP_THRESHOLD, 128 KiB)</c> at start: 184 199 203 211 219 231 241 (+57 MiB), 1,476 tokens/s
+    /// (every large tensor becomes a fresh mmap, so each step pays page faults).</item>
+    /// </list>
+    /// All three reached the same loss (the runs are deterministic). Trimming keeps memory flat at no measurable
+    /// speed cost, so the trainer trims (<see cref="TrainingOptions.TrimNativeMemoryEvery"/>) and sets no mallopt.
+    /// </para>
     /// </summary>
     public static class NativeHeap
     {

@@ -57,7 +57,8 @@ namespace ModelDsl.TorchSharp.Training
 
         /// <summary>
         /// On Linux with glibc, return freed native memory to the system every this many steps
-        /// (<c>malloc_trim</c>); 0 disables it. See <see cref="NativeHeap"/> for why and what it costs.
+        /// (<c>malloc_trim</c>); 0 disables it. Without it RSS grows step after step from allocator fragmentation
+        /// (+282 MiB in 300 steps of a small model here, versus +13 MiB with it); see <see cref="NativeHeap"/>.
         /// </summary>
         public int TrimNativeMemoryEvery { get; init; } = 50;
 
