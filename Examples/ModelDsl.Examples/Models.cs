@@ -6,7 +6,7 @@ namespace ModelDsl.Examples
     /// A character-level GPT sized to train in minutes on two CPU cores: GPT-2's architecture (learned positions,
     /// pre-norm blocks, GELU-tanh MLP, tied LM head) at 1/6 of GPT-2 small's width and 1/3 of its depth.
     /// </summary>
-    [Decoder(Vocab = 96, Context = 128, Hidden = 128, Heads = 4, Layers = 4)]
+    [Decoder(Vocab = 64, Context = 128, Hidden = 128, Heads = 4, Layers = 4)]
     [FeedForward(Inner = 512, Activation = Activation.GeluTanh)]
     [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
     public partial record KjvGpt;

@@ -9,12 +9,12 @@ namespace ModelDsl.Examples
     partial record KjvGpt
     {
         /// <summary>
-        /// KjvGpt: 822,016 parameters (Decoder, hidden 128, 4 heads, 4 layers).
+        /// KjvGpt: 817,920 parameters (Decoder, hidden 128, 4 heads, 4 layers).
         /// </summary>
         public static global::ModelDsl.ModelCard Card { get; } = new global::ModelDsl.ModelCard(
             name: "KjvGpt", family: "Decoder",
-            vocab: 96, context: 128, hidden: 128,
+            vocab: 64, context: 128, hidden: 128,
             heads: 4, kvHeads: 4, headDim: 32,
-            layers: 4, inner: 512, parameterCount: 822016L);
+            layers: 4, inner: 512, parameterCount: 817920L);
     }
 }

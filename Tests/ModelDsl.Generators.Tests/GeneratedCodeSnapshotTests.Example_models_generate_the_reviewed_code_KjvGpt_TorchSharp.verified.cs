@@ -24,7 +24,7 @@ namespace ModelDsl.Examples
         /// <summary>KjvGpt on TorchSharp. Parameter names and layouts follow Hugging Face GPT-2.</summary>
         public sealed class TorchSharpModel : global::ModelDsl.TorchSharp.CausalLanguageModel
         {
-            public const int Vocab = 96;
+            public const int Vocab = 64;
             public const int Context = 128;
             public const int Hidden = 128;
             public const int Heads = 4;
@@ -60,7 +60,7 @@ namespace ModelDsl.Examples
             {
                 using (no_grad())
                 {
-                    nn.init.normal_(this.transformer.wte.weight!, 0.0, 0.02); // [Vocab=96, Hidden=128]
+                    nn.init.normal_(this.transformer.wte.weight!, 0.0, 0.02); // [Vocab=64, Hidden=128]
                     nn.init.normal_(this.transformer.wpe.weight!, 0.0, 0.02); // [Context=128, Hidden=128]
                     foreach (var block in this.transformer.h)
                     {
