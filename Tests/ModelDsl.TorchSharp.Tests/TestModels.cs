@@ -1,0 +1,128 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using ModelDsl;
+using TorchSharp;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp.Tests
+{
+    // Small declarations for the numerics tests: the generator emits each one's TorchSharp module in this project,
+    // exactly as it does for a user's model. Sizes are tiny so that float64 references and finite differences run in
+    // milliseconds; Heads = 4 with HeadDim = 8 still exercises the head split/merge.
+
+    /// <summary>GPT-2's layout (learned positions, pre-norm, GELU-tanh, tied head) at toy size.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    public partial record TinyGpt;
+
+    /// <summary>Post-norm with exact GELU and eps 1e-5: the block libtorch's TransformerEncoderLayer computes.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.Gelu)]
+    [LearnedPositions, PostNorm(Epsilon = 1e-5), TiedEmbeddings]
+    public partial record TinyPostNormGpt;
+
+    /// <summary>Pre-norm, ReLU, an untied LM head and a non-default epsilon.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.Relu)]
+    [LearnedPositions, PreNorm(Epsilon = 1e-6)]
+    public partial record TinyUntiedReluGpt;
+
+    /// <summary>With dropout 0.1: eval mode must make it deterministic and equal to the same weights without dropout.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.Relu)]
+    [LearnedPositions, PreNorm, TiedEmbeddings, Dropout(0.1)]
+    public partial record TinyDropoutGpt;
+
+    /// <summary>The short training run's model: a character-level GPT small enough to take 150 steps in seconds.</summary>
+    [Decoder(Vocab = 64, Context = 32, Hidden = 64, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 256, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    public partial record TrainGpt;
+
+    /// <summary>Shared helpers of the numerics tests: reproducible non-trivial weights and tolerance checks that report.</summary>
+    internal static class Numerics
+    {
+        /// <summary>
+        /// Overwrites every parameter with seeded random values far from GPT-2's initialisation, so that no path
+        /// hides behind a zero bias, a unit gain or near-uniform attention: norm gains N(1, 0.2), biases N(0, 0.1),
+        /// embeddings and an untied head N(0, 0.5), Conv1D weights [in, out] N(0, 1.5 / sqrt(in)) (queries and keys
+        /// of O(1.5) per component, so the softmax is neither uniform nor one-hot).
+        /// </summary>
+        public static void Randomize(nn.Module model, ulong seed)
+        {
+            using var generator = new Generator(seed);
+            using var _ = torch.no_grad();
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (p.dim() == 1)
+                {
+                    bool gain = name.EndsWith(".weight", StringComparison.Ordinal);
+                    p.normal_(gain ? 1.0 : 0.0, gain ? 0.2 : 0.1, generator);
+                }
+                else if (name.Contains("wte") || name.Contains("wpe") || name.Contains("lm_head"))
+                    p.normal_(0.0, 0.5, generator);
+                else
+                    p.normal_(0.0, 1.5 / Math.Sqrt(p.shape[0]), generator);
+            }
+        }
+
+        /// <summary>Parameters by name (the model's own tensors: gradients of anything built from them reach them).</summary>
+        public static Dictionary<string, Tensor> Parameters(nn.Module module)
+            => module.named_parameters().ToDictionary(p => p.Item1, p => (Tensor)p.Item2);
+
+        /// <summary>
+        /// Asserts |actual - expected| &lt;= atol + rtol max|expected| for every element and logs the measured maximum
+        /// error; returns it. The relative part is taken against the tensor's largest magnitude, not each element's:
+        /// an entry of a gradient is a sum of many terms that may cancel, and its rounding error scales with those
+        /// terms, not with the (possibly tiny) sum.
+        /// </summary>
+        public static double AssertClose(Tensor? actual, Tensor? expected, double atol, double rtol, string what, ITestOutputHelper? log = null)
+        {
+            Assert.True(actual is not null, $"{what}: actual is null");
+            Assert.True(expected is not null, $"{what}: expected is null");
+            Assert.True(actual!.shape.SequenceEqual(expected!.shape),
+                $"{what}: shape [{string.Join(", ", actual.shape)}] vs expected [{string.Join(", ", expected.shape)}]");
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var a = actual.detach().to(ScalarType.Float64);
+            var e = expected.detach().to(ScalarType.Float64);
+            Assert.False(a.isnan().any().item<bool>() || e.isnan().any().item<bool>(), $"{what}: NaN");
+            var diff = (a - e).abs();
+            double maxAbs = diff.max().item<double>();
+            double scale = e.abs().max().item<double>();
+            var excess = diff - (atol + rtol * scale);
+            long worst = excess.flatten().argmax().item<long>();
+            double worstExcess = excess.flatten()[worst].item<double>();
+            string report = string.Format(CultureInfo.InvariantCulture,
+                "{0}: max |diff| = {1:E2} (max |ref| = {2:E2}; tolerance {3:E0} + {4:E0} max|ref|)", what, maxAbs, scale, atol, rtol);
+            log?.WriteLine(report);
+            if (worstExcess > 0)
+                Assert.Fail(string.Format(CultureInfo.InvariantCulture, "{0}; worst at flat index {1}: {2:R} vs {3:R}",
+                    report, worst, a.flatten()[worst].item<double>(), e.flatten()[worst].item<double>()));
+            return maxAbs;
+        }
+
+        /// <summary>Same shape and every element equal (exact; the tensors hold no NaN).</summary>
+        public static bool Identical(Tensor a, Tensor b)
+        {
+            using var scope = torch.NewDisposeScope();
+            return a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+        }
+
+        /// <summary>Float -inf above the diagonal: the additive causal mask libtorch's MultiheadAttention expects.</summary>
+        public static Tensor AdditiveCausalMask(long time, ScalarType dtype)
+            => torch.full(time, time, double.NegativeInfinity, dtype).triu(1);
+
+        /// <summary>Seeded token ids [batch, time] in [0, vocab).</summary>
+        public static Tensor RandomIds(long batch, long time, long vocab, ulong seed)
+        {
+            using var generator = new Generator(seed);
+            return torch.randint(vocab, new[] { batch, time }, ScalarType.Int64, generator: generator);
+        }
+    }
+}
