@@ -39,11 +39,17 @@ namespace ModelDsl.TorchSharp
         /// Autoregressive sampling with a KV cache: the prompt is encoded once, then one token per step.
         /// Stops after <paramref name="maxTokens"/> or when the context is full.
         /// </summary>
+        /// <exception cref="ArgumentException">The prompt is empty, longer than the context or holds an id outside the
+        /// vocabulary, or <paramref name="maxTokens"/> is negative.</exception>
         public int[] Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions? options = null)
         {
             options ??= new SamplingOptions();
             if (prompt.Count == 0)
                 throw new ArgumentException($"Model '{Card.Name}': the prompt must contain at least one token.", nameof(prompt));
+            if (prompt.Count > Card.Context)
+                throw new ArgumentException($"Model '{Card.Name}': the prompt has {prompt.Count} tokens, more than the context of {Card.Context}.", nameof(prompt));
+            if (maxTokens < 0)
+                throw new ArgumentOutOfRangeException(nameof(maxTokens), maxTokens, $"Model '{Card.Name}': maxTokens must be >= 0, not {maxTokens}.");
             CheckIds(prompt);
             var output = new List<int>(prompt);
             int budget = Math.Min(maxTokens, Card.Context - prompt.Count);
