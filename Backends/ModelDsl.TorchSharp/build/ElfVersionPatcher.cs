@@ -379,7 +379,10 @@ namespace ModelDsl.TorchSharp.Build
         /// <summary>Folders searched for the system's libstdc++.so.6, separated by ';' (default: the usual ones).</summary>
         public string LibStdCxxFolders { get; set; } = "";
 
-        /// <summary>The files that were changed.</summary>
+        /// <summary>
+        /// The files that were changed. A file checked successfully (patched, or found not to need it) also gets an empty
+        /// stamp file at its "Stamp" metadata, if any, so that later builds can skip it; older stamps beside it are removed.
+        /// </summary>
         [Output]
         public ITaskItem[] Patched { get; set; } = Array.Empty<ITaskItem>();
 
@@ -399,13 +402,13 @@ namespace ModelDsl.TorchSharp.Build
                     if (!ElfVersionPatcher.NeedsPatch(path, Version, folders, out reason))
                     {
                         Log.LogMessage(MessageImportance.Low, "ModelDsl.TorchSharp: " + path + " left as is: " + reason + ".");
-                        continue;
                     }
-                    if (ElfVersionPatcher.MarkRequirementWeak(path, Version))
+                    else if (ElfVersionPatcher.MarkRequirementWeak(path, Version))
                     {
                         Log.LogMessage(MessageImportance.High, "ModelDsl.TorchSharp: marked " + Version + " weak in " + path + " (" + reason + ").");
                         patched.Add(item);
                     }
+                    WriteStamp(path, item.GetMetadata("Stamp"));
                 }
                 catch (Exception e) when (e is InvalidDataException || e is IOException || e is UnauthorizedAccessException)
                 {
@@ -416,6 +419,16 @@ namespace ModelDsl.TorchSharp.Build
             }
             Patched = patched.ToArray();
             return !Log.HasLoggedErrors;
+        }
+
+        private static void WriteStamp(string path, string stamp)
+        {
+            if (string.IsNullOrEmpty(stamp)) return;
+            string? folder = Path.GetDirectoryName(path);
+            if (folder == null) return;
+            foreach (var old in Directory.GetFiles(folder, Path.GetFileName(path) + ".*.modeldsl-checked"))
+                if (!string.Equals(Path.GetFullPath(old), Path.GetFullPath(stamp), StringComparison.Ordinal)) File.Delete(old);
+            File.WriteAllText(stamp, "");
         }
     }
 }
