@@ -304,11 +304,17 @@ namespace ModelDsl.Generators.Validation
                 report(ValueOutOfRange, FindingSite.On(N.Lora, "Alpha"), "Alpha", "positive and finite", spec.LoraAlpha);
         }
 
-        /// <summary>Divisors of n, in order.</summary>
+        /// <summary>Divisors of n, in order. Pairs d with n / d up to sqrt(n): O(sqrt n), and no overflow at int.MaxValue.</summary>
         internal static IEnumerable<int> Divisors(int n)
         {
-            for (int d = 1; d <= n; d++)
-                if (n % d == 0) yield return d;
+            var large = new List<int>();
+            for (int d = 1; d <= n / d; d++)
+            {
+                if (n % d != 0) continue;
+                yield return d;
+                if (d != n / d) large.Add(n / d);
+            }
+            for (int i = large.Count - 1; i >= 0; i--) yield return large[i];
         }
 
         /// <summary>The divisors of n nearest below and above a wrong value, e.g. "11 or 14".</summary>
