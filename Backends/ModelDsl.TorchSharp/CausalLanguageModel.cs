@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,9 +29,19 @@ namespace ModelDsl.TorchSharp
         /// <inheritdoc />
         public sealed override Tensor forward(Tensor ids) => Forward(ids, null);
 
+        /// <summary>The target id that <see cref="Loss"/> skips (PyTorch's ignore_index).</summary>
+        public const long IgnoredTarget = -100;
+
         /// <summary>Mean next-token cross-entropy of ids [B, T] against targets [B, T]; target -100 is ignored.</summary>
         public Tensor Loss(Tensor ids, Tensor targets)
         {
+            if (!targets.shape.SequenceEqual(ids.shape) || targets.dtype != ScalarType.Int64)
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': targets must be int64 with the shape of the ids [{string.Join(", ", ids.shape)}], but are {targets.dtype} [{string.Join(", ", targets.shape)}].", nameof(targets));
+            using (var outside = targets.ne(IgnoredTarget).logical_and(targets.lt(0).logical_or(targets.ge(Card.Vocab))))
+                if (outside.any().item<bool>())
+                    throw new ArgumentOutOfRangeException(nameof(targets),
+                        $"Model '{Card.Name}': a target id is outside the vocabulary [0, {Card.Vocab}) and is not the ignore index {IgnoredTarget}.");
             using var logits = Forward(ids, null);
             return nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), targets.view(-1));
         }
