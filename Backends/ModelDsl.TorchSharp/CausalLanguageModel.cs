@@ -12,7 +12,14 @@ namespace ModelDsl.TorchSharp
     /// </summary>
     public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
     {
-        protected CausalLanguageModel(string name) : base(name) { }
+        /// <summary>Loads TorchSharp first, so a broken native install fails with an explanation, not a TypeInitializationException.</summary>
+        protected CausalLanguageModel(string name) : base(LoadedFirst(name)) { }
+
+        private static string LoadedFirst(string name)
+        {
+            TorchSharpRuntime.EnsureLoaded();
+            return name;
+        }
 
         /// <summary>The compile-time model card (shapes, parameter count, FLOPs).</summary>
         public abstract ModelCard Card { get; }
