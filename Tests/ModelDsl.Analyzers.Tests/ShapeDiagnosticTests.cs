@@ -256,6 +256,12 @@ namespace ModelDsl.Analyzers.Tests
             """);
 
         [Fact]
+        public Task MDSL0018_a_model_beyond_10_to_the_15_parameters_is_reported_on_hidden() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = {|MDSL0018:1000000|}, Heads = 1, Layers = 1000000)]
+            public partial record M;
+            """);
+
+        [Fact]
         public Task MDSL0018_passes_for_named_values_in_range() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
             [FeedForward(Activation = Activation.SwiGlu)]

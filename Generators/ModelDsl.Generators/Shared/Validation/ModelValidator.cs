@@ -135,6 +135,15 @@ namespace ModelDsl.Generators.Validation
                     spec.ImageSize % spec.PatchSize, NearestDivisors(spec.ImageSize, spec.PatchSize));
                 return false;
             }
+
+            double parameters = EstimatedParameters(spec);
+            if (parameters > MaxParameters)
+            {
+                report(ValueOutOfRange, FindingSite.On(family, "Hidden"), "The model size",
+                    "at most 10^15 parameters (no real model is near; larger counts overflow shape arithmetic)",
+                    parameters.ToString("0.##E+0", CultureInfo.InvariantCulture) + " parameters");
+                return false;
+            }
             return true;
         }
 
@@ -302,6 +311,19 @@ namespace ModelDsl.Generators.Validation
                     $"{smallest.Name}, {smallest.In} x {smallest.Out}");
             if (!(spec.LoraAlpha > 0) || double.IsInfinity(spec.LoraAlpha))
                 report(ValueOutOfRange, FindingSite.On(N.Lora, "Alpha"), "Alpha", "positive and finite", spec.LoraAlpha);
+        }
+
+        /// <summary>Declarations above this many parameters are rejected before any exact (long) shape arithmetic.</summary>
+        private const double MaxParameters = 1e15;
+
+        /// <summary>An upper estimate in floating point, so absurd declarations cannot overflow the exact count.</summary>
+        private static double EstimatedParameters(ModelSpec spec)
+        {
+            double hidden = spec.Hidden, inner = spec.Inner > 0 ? spec.Inner : 4.0 * spec.Hidden;
+            double headWidth = (double)spec.Heads * (spec.HeadDim > 0 ? spec.HeadDim : hidden / spec.Heads);
+            double perLayer = 4 * hidden * headWidth + 3 * hidden * inner + 8 * hidden;
+            double embeddings = ((double)spec.Vocab + spec.Context + (double)spec.PatchSize * spec.PatchSize * spec.Channels + spec.Classes) * hidden * 2;
+            return embeddings + ((double)spec.Layers + spec.DecoderLayers) * perLayer * 2;
         }
 
         /// <summary>Divisors of n, in order. Pairs d with n / d up to sqrt(n): O(sqrt n), and no overflow at int.MaxValue.</summary>
