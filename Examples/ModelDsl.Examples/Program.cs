@@ -29,6 +29,7 @@ internal static class ExampleProgram
             --tokens N               characters to generate (default 400)
             --temperature X --top-k N --top-p X --seed N
           inspect                    print the compile-time model cards of the declared models
+          bench [--steps N] [--model kjv|small] [--rounds R]   time a training step: generated vs hand-written TorchSharp GPT
         """;
 
     public static int Run(string[] args)
@@ -42,6 +43,7 @@ internal static class ExampleProgram
                 case "train": Train(options); return 0;
                 case "sample": Sample(options); return 0;
                 case "inspect": Inspect(); return 0;
+                case "bench": return ModelDsl.Examples.Benchmarks.TrainingStepBenchmark.Run(args[1..]);
                 case "help" or "-h" or "--help": Console.WriteLine(Usage); return 0;
                 default: Console.Error.WriteLine($"Unknown command '{command}'.\n\n{Usage}"); return 2;
             }
