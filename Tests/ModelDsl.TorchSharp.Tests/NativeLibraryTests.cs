@@ -125,7 +125,7 @@ namespace ModelDsl.TorchSharp.Tests
 
             byte[] patched = File.ReadAllBytes(copy);
             Assert.Equal(cacheBefore.Length, patched.Length);
-            Assert.Single(Enumerable.Range(0, patched.Length).Where(i => patched[i] != cacheBefore[i]));
+            Assert.Single(Enumerable.Range(0, patched.Length), i => patched[i] != cacheBefore[i]);
             Assert.Equal(cacheBefore, File.ReadAllBytes(original!));
         }
 
