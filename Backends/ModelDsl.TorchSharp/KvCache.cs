@@ -53,6 +53,9 @@ namespace ModelDsl.TorchSharp
         /// <summary>Marks <paramref name="positions"/> new positions as cached (after every layer appended them).</summary>
         public void Advance(int positions) => Length += positions;
 
+        /// <summary>Forgets every cached position (the buffers are reused, not freed).</summary>
+        public void Clear() => Length = 0;
+
         public void Dispose()
         {
             foreach (var t in keys) t.Dispose();

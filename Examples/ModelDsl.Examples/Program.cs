@@ -18,7 +18,7 @@ internal static class ExampleProgram
 
           (no arguments)             train KjvGpt on the embedded KJV text with the default settings
           train [options]            same, with options:
-            --steps N                optimizer steps (default 600)
+            --steps N                optimizer steps (default 1200)
             --batch N                sequences per step (default 16)
             --lr X                   peak learning rate (default 3e-3)
             --out DIR                where the checkpoint, tokenizer and plot go (default ./out)
@@ -79,14 +79,14 @@ internal static class ExampleProgram
         using var model = KjvGpt.CreateTorchSharp();
         var trainingOptions = new TrainingOptions
         {
-            Steps = options.Get("--steps", 600),
+            Steps = options.Get("--steps", 1200),
             BatchSize = options.Get("--batch", 16),
             SequenceLength = KjvGpt.Card.Context,
             LearningRate = options.Get("--lr", 3e-3),
             WarmupSteps = 50,
             MinLearningRateRatio = 0.1,
             WeightDecay = 0.1,
-            EvalEvery = 100,
+            EvalEvery = 200,
             EvalBatches = 8,
             Seed = seed,
         };

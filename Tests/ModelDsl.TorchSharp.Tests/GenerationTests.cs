@@ -125,14 +125,34 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
-        public void Generation_stops_at_the_context()
+        public void Generation_past_the_context_slides_to_the_last_half_of_it()
         {
             using var scope = torch.NewDisposeScope();
             var model = CreateModel(141);
             var greedy = new SamplingOptions(Temperature: 0);
-            Assert.Equal(TinyGpt.Card.Context, model.Generate(Enumerable.Range(0, 10).ToArray(), 100, greedy).Length);
-            var full = Enumerable.Range(0, TinyGpt.Card.Context).ToArray();
-            Assert.Equal(full, model.Generate(full, 5, greedy));
+            int context = TinyGpt.Card.Context, keep = context / 2;
+            int[] prompt = Enumerable.Range(0, 10).ToArray();
+
+            var generated = model.Generate(prompt, 40, greedy);
+
+            // Reference without a cache: each token is conditioned on output[start..], and when that exceeds the
+            // context, start moves so the most recent half of the context remains.
+            model.eval();
+            var expected = new List<int>(prompt);
+            int start = 0;
+            using (torch.no_grad())
+                for (int i = 0; i < 40; i++)
+                {
+                    using var step = torch.NewDisposeScope();
+                    if (expected.Count - start > context) start = expected.Count - keep;
+                    var window = expected.Skip(start).Select(t => (long)t).ToArray();
+                    expected.Add((int)model.Forward(torch.tensor(window).unsqueeze(0), null)[0, -1].argmax().item<long>());
+                }
+            Assert.Equal(prompt.Length + 40, generated.Length);
+            Assert.Equal(expected, generated);
+
+            var full = Enumerable.Range(0, context).ToArray();
+            Assert.Equal(context + 5, model.Generate(full, 5, greedy).Length);
             Assert.Equal(new[] { 7 }, model.Generate(new[] { 7 }, 0, greedy));
         }
 
