@@ -12,8 +12,12 @@ namespace ModelDsl.TorchSharp
     /// <param name="TopP">Nucleus sampling: keep the smallest set of most likely tokens whose probability sums to at
     /// least TopP (always at least the most likely one); 1 turns it off. Must be in (0, 1].</param>
     /// <param name="Seed">Seed of the random generator that callers such as Generate create; null = nondeterministic.</param>
-    public sealed record SamplingOptions(float Temperature = 1.0f, int TopK = 0, float TopP = 1.0f, int? Seed = null)
+    /// <param name="Vocabulary">Sample only ids below this: for a tokenizer smaller than the model's (padded) vocabulary,
+    /// whose extra rows must never be emitted. Null = every id. Must be >= 1.</param>
+    public sealed record SamplingOptions(float Temperature = 1.0f, int TopK = 0, float TopP = 1.0f, int? Seed = null, int? Vocabulary = null)
     {
+        public int? Vocabulary { get; init => field = CheckVocabulary(value); } = CheckVocabulary(Vocabulary);
+
         public float Temperature { get; init => field = CheckTemperature(value); } = CheckTemperature(Temperature);
 
         public int TopK { get; init => field = CheckTopK(value); } = CheckTopK(TopK);
@@ -26,7 +30,12 @@ namespace ModelDsl.TorchSharp
             CheckTemperature(Temperature);
             CheckTopK(TopK);
             CheckTopP(TopP);
+            CheckVocabulary(Vocabulary);
         }
+
+        private static int? CheckVocabulary(int? value)
+            => value is null or >= 1 ? value
+                : throw new ArgumentOutOfRangeException(nameof(Vocabulary), value, "Vocabulary must be >= 1 (null = every id).");
 
         private static float CheckTemperature(float value)
             => float.IsFinite(value) && value >= 0 ? value
@@ -67,6 +76,8 @@ namespace ModelDsl.TorchSharp
 
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
+            // Ids keep their meaning: the kept columns are the first ones.
+            if (options.Vocabulary is int limit && limit < logits.shape[1]) logits = logits.narrow(-1, 0, limit);
             long vocab = logits.shape[1];
 
             if (options.Temperature == 0)

@@ -114,7 +114,7 @@ internal static class ExampleProgram
         Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
 
         var prompt = "And God said";
-        var sample = model.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopK: 0, TopP: 0.95f, Seed: (int)seed));
+        var sample = model.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopP: 0.95f, Seed: (int)seed, Vocabulary: tokenizer.VocabSize));
         Console.WriteLine();
         Console.WriteLine("Sample (temperature 0.8, top-p 0.95):");
         Console.WriteLine(tokenizer.Decode(sample));
@@ -131,7 +131,8 @@ internal static class ExampleProgram
             Temperature: (float)options.Get("--temperature", 0.8),
             TopK: options.Get("--top-k", 0),
             TopP: (float)options.Get("--top-p", 0.95),
-            Seed: options.Get("--seed", 1337));
+            Seed: options.Get("--seed", 1337),
+            Vocabulary: tokenizer.VocabSize);
         var ids = model.Generate(tokenizer.Encode(options.Get("--prompt", "And God said")), options.Get("--tokens", 400), sampling);
         Console.WriteLine(tokenizer.Decode(ids));
     }

@@ -20,6 +20,23 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void Vocabulary_limits_the_ids_even_when_padding_rows_are_the_most_likely()
+        {
+            using var scope = torch.NewDisposeScope();
+            // Rows 0..9 are the tokenizer's, 10..11 are padding whose logits are the largest.
+            var logits = torch.cat(new[] { torch.zeros(64, 10), torch.full(64, 2, 5.0f) }, 1);
+            using var generator = new Generator(7);
+
+            var greedy = Ids(Sampler.Sample(logits, new SamplingOptions(Temperature: 0, Vocabulary: 10), null));
+            var sampled = Ids(Sampler.Sample(logits, new SamplingOptions(Temperature: 1, Vocabulary: 10), generator));
+
+            Assert.All(greedy, id => Assert.InRange(id, 0, 9));
+            Assert.All(sampled, id => Assert.InRange(id, 0, 9));
+            Assert.Contains(Ids(Sampler.Sample(logits, new SamplingOptions(Temperature: 0), null)), id => id >= 10);
+            Assert.Throws<ArgumentOutOfRangeException>(() => new SamplingOptions(Vocabulary: 0));
+        }
+
+        [Fact]
         public void Greedy_equals_argmax()
         {
             using var logits = RandomLogits(1);

@@ -32,6 +32,8 @@ namespace ModelDsl.TorchSharp.Training
         {
             this.console = console ?? AnsiConsole.Console;
             live = interactive ?? (this.console.Profile.Capabilities.Interactive && !Console.IsOutputRedirected);
+            // Redirected output (CI logs, files) has no width; Spectre then wraps at 80 columns mid-number.
+            if (!live && Console.IsOutputRedirected) this.console.Profile.Width = Math.Max(this.console.Profile.Width, 200);
             this.lineInterval = lineInterval ?? TimeSpan.FromSeconds(10);
         }
 
@@ -101,9 +103,10 @@ namespace ModelDsl.TorchSharp.Training
         void ITrainingObserver.OnEnd(TrainingReport r)
         {
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[green]done[/]: {0:N0} steps in {1} ({2:N0} tokens/s while training); final train loss {3:F4} (mean of last 50), validation {4}",
+                "[green]done[/]: {0:N0} steps in {1} ({2:N0} tokens/s while training); final train loss {3:F4} (mean of last {5}), validation {4}",
                 r.TrainLosses.Count, Format(r.Elapsed), r.TokensPerSecond, r.MeanTrainLoss(),
-                double.IsNaN(r.FinalValidationLoss) ? "n/a" : r.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture)));
+                double.IsNaN(r.FinalValidationLoss) ? "n/a" : r.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture),
+                Math.Min(50, r.TrainLosses.Count)));
         }
 
         private static string Format(TimeSpan t) =>
