@@ -11,7 +11,7 @@ namespace ModelDsl.Generators.Emit.Common
         {
             var spec = ir.Spec;
             return TypeEmitter.Write(spec.Type, "Model card: shapes, parameter count and cost, known at compile time.",
-                new string[0], writer =>
+                System.Array.Empty<string>(), writer =>
                 {
                     writer.Line("/// <summary>");
                     writer.Line($"/// {spec.Name}: {ir.ParameterCount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameters ({spec.Family}, hidden {Literal(spec.Hidden)}, {Literal(spec.Heads)} heads, {Literal(spec.TotalLayers)} layers).");
