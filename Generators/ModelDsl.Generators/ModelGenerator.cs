@@ -18,13 +18,11 @@ namespace ModelDsl.Generators
     [Generator(LanguageNames.CSharp)]
     public sealed class ModelGenerator : IIncrementalGenerator
     {
-        private const string TorchSharpRuntimeType = "ModelDsl.TorchSharp.CausalLanguageModel";
-
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
             var torchSharpAvailable = context.CompilationProvider
-                .Select((compilation, _) => compilation.GetTypeByMetadataName(TorchSharpRuntimeType) is not null)
+                .Select((compilation, _) => compilation.GetTypeByMetadataName(BackendSupport.TorchSharpRuntimeType) is not null)
                 .WithTrackingName(ModelGeneratorStepNames.TorchSharpAvailable);
 
             foreach (var family in AttributeNames.Families)

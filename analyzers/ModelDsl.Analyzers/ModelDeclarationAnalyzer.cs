@@ -15,8 +15,6 @@ namespace ModelDsl.Analyzers
     [DiagnosticAnalyzer(LanguageNames.CSharp)]
     public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
     {
-        private const string TorchSharpRuntimeType = "ModelDsl.TorchSharp.CausalLanguageModel";
-
         /// <inheritdoc />
         public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } =
             DiagnosticDescriptors.All.ToImmutableArray();
@@ -28,7 +26,7 @@ namespace ModelDsl.Analyzers
             context.EnableConcurrentExecution();
             context.RegisterCompilationStartAction(start =>
             {
-                bool torchSharp = start.Compilation.GetTypeByMetadataName(TorchSharpRuntimeType) is not null;
+                bool torchSharp = start.Compilation.GetTypeByMetadataName(BackendSupport.TorchSharpRuntimeType) is not null;
                 start.RegisterSymbolAction(symbolContext => Analyze(symbolContext, torchSharp), SymbolKind.NamedType);
             });
         }

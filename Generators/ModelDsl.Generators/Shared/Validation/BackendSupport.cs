@@ -13,6 +13,9 @@ namespace ModelDsl.Generators.Validation
     {
         public const string TorchSharp = "TorchSharp";
 
+        /// <summary>A type of the TorchSharp runtime: its presence in a compilation turns the TorchSharp backend on.</summary>
+        public const string TorchSharpRuntimeType = "ModelDsl.TorchSharp.CausalLanguageModel";
+
         public static IEnumerable<Finding> TorchSharpGaps(ModelSpec spec)
         {
             Finding Gap(string feature, FindingSite site)
