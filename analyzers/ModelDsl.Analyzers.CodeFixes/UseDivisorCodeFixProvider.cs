@@ -58,12 +58,8 @@ namespace ModelDsl.Analyzers.CodeFixes
 
                 var (whole, wrong) = rule.Values(ModelParser.Parse(type, context.CancellationToken));
                 if (whole < 1 || wrong < 1) continue;
-                var divisors = ModelValidator.Divisors(whole).ToList();
-                var candidates = new[]
-                {
-                    (Value: divisors.Where(d => d < wrong).DefaultIfEmpty(0).Max(), Key: "below"),
-                    (Value: divisors.Where(d => d > wrong).DefaultIfEmpty(0).Min(), Key: "above"),
-                };
+                var (below, above) = ModelValidator.NearestDivisorPair(whole, wrong);
+                var candidates = new[] { (Value: below, Key: "below"), (Value: above, Key: "above") };
                 foreach (var (value, key) in candidates)
                 {
                     if (value == 0) continue;

@@ -339,12 +339,17 @@ namespace ModelDsl.Generators.Validation
             for (int i = large.Count - 1; i >= 0; i--) yield return large[i];
         }
 
+        /// <summary>The divisors of n nearest below and above a wrong value (0 where there is none): the code fixes' choices.</summary>
+        internal static (int Below, int Above) NearestDivisorPair(int n, int wrong)
+        {
+            var divisors = Divisors(n).ToList();
+            return (divisors.Where(d => d < wrong).DefaultIfEmpty(0).Max(), divisors.Where(d => d > wrong).DefaultIfEmpty(0).Min());
+        }
+
         /// <summary>The divisors of n nearest below and above a wrong value, e.g. "11 or 14".</summary>
         internal static string NearestDivisors(int n, int wrong)
         {
-            var divisors = Divisors(n).ToList();
-            var below = divisors.Where(d => d < wrong).DefaultIfEmpty(0).Max();
-            var above = divisors.Where(d => d > wrong).DefaultIfEmpty(0).Min();
+            var (below, above) = NearestDivisorPair(n, wrong);
             if (below == 0) return above.ToString(CultureInfo.InvariantCulture);
             if (above == 0) return below.ToString(CultureInfo.InvariantCulture);
             return string.Format(CultureInfo.InvariantCulture, "{0} or {1}", below, above);
