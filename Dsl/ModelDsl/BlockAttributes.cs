@@ -4,16 +4,17 @@ namespace ModelDsl
 {
     /// <summary>
     /// Attention options. Without it: multi-head attention, HeadDim = Hidden / Heads, biases on, full context.
+    /// Every size written must be at least 1 (writing 0 is error MDSL0005); leave an argument out for its default.
     /// </summary>
     /// <example><code>[Attention(KvHeads = 8)]        // grouped-query attention (GQA); KvHeads = 1 is MQA</code></example>
     [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
     public sealed class AttentionAttribute : Attribute
     {
-        /// <summary>Key/value heads; must divide Heads. 0 (default) means Heads (plain multi-head attention).</summary>
+        /// <summary>Key/value heads; must divide Heads. Not set: Heads (plain multi-head attention); fewer is GQA, 1 is MQA.</summary>
         public int KvHeads { get; set; }
-        /// <summary>Per-head width. 0 (default) means Hidden / Heads. Only encoder-decoder models may pick another value (T5's d_kv).</summary>
+        /// <summary>Per-head width. Not set: Hidden / Heads. Only encoder-decoder models may pick another value (T5's d_kv).</summary>
         public int HeadDim { get; set; }
-        /// <summary>Sliding-window (local) attention: each query sees at most this many previous positions. 0 (default) means unlimited.</summary>
+        /// <summary>Sliding-window (local) attention: each query sees at most this many positions, itself included. Not set: the whole context.</summary>
         public int Window { get; set; }
         /// <summary>Whether the q/k/v/output projections have biases (GPT-2, BERT: true; T5, LLaMA: false).</summary>
         public bool Bias { get; set; } = true;
@@ -24,7 +25,7 @@ namespace ModelDsl
     [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
     public sealed class FeedForwardAttribute : Attribute
     {
-        /// <summary>Inner width (d_ff, n_inner). 0 (default) means 4 x Hidden.</summary>
+        /// <summary>Inner width (d_ff, n_inner). Not set: 4 x Hidden.</summary>
         public int Inner { get; set; }
         /// <summary>The non-linearity; the gated ones (SwiGlu, GeGlu) add a second input projection.</summary>
         public Activation Activation { get; set; } = Activation.Gelu;

@@ -4,7 +4,7 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 using ModelDsl.Generators.Emit.Common;
 using ModelDsl.Generators.Emit.TorchSharp;
 using ModelDsl.Generators.Ir;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 using ModelDsl.Generators.Parsing;
 using ModelDsl.Generators.Validation;
 
@@ -25,11 +25,11 @@ namespace ModelDsl.Generators
                 .Select((compilation, _) => compilation.GetTypeByMetadataName(BackendSupport.TorchSharpRuntimeType) is not null)
                 .WithTrackingName(ModelGeneratorStepNames.TorchSharpAvailable);
 
-            foreach (var family in AttributeNames.Families)
+            foreach (var family in DslGrammar.Families)
             {
                 var models = context.SyntaxProvider
                     .ForAttributeWithMetadataName(
-                        AttributeNames.MetadataName(family),
+                        DslGrammar.MetadataName(family),
                         predicate: static (node, _) => node is TypeDeclarationSyntax,
                         transform: static (attributeContext, token) => ModelParser.Parse((INamedTypeSymbol)attributeContext.TargetSymbol, token))
                     .WithTrackingName(ModelGeneratorStepNames.Parse)

@@ -3,7 +3,7 @@ using System.Linq;
 using CsCheck;
 using Microsoft.CodeAnalysis;
 using ModelDsl.Analyzers.Tests.Infrastructure;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 using ModelDsl.Generators.Parsing;
 using ModelDsl.Generators.Validation;
 using Xunit;

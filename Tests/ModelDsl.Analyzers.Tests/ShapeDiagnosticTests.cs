@@ -119,6 +119,20 @@ namespace ModelDsl.Analyzers.Tests
             public partial record V;
             """);
 
+        [Theory]
+        [InlineData(15, "14 pixels", "14 or 16")]
+        [InlineData(223, "1 pixel", "112 or 224")]
+        public async Task MDSL0007_message_counts_the_left_over_pixels_in_words(int patch, string leftOver, string choices)
+        {
+            var diagnostics = await VerifyAsync($$"""
+                [VisionEncoder(ImageSize = 224, PatchSize = {|MDSL0007:{{patch}}|}, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]
+                public partial record V;
+                """);
+            Assert.Equal(
+                $"ImageSize (224) is not divisible by PatchSize ({patch}); {leftOver} per side would be left over. Valid patch sizes: {choices}.",
+                diagnostics.Single().GetMessage(CultureInfo.InvariantCulture));
+        }
+
         [Fact]
         public Task MDSL0007_passes_when_patches_tile_the_image() => VerifyAsync("""
             [VisionEncoder(ImageSize = 224, PatchSize = 16, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]

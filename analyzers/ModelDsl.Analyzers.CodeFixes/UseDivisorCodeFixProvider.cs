@@ -9,7 +9,7 @@ using Microsoft.CodeAnalysis.CodeActions;
 using Microsoft.CodeAnalysis.CodeFixes;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 using ModelDsl.Generators.Parsing;
 using ModelDsl.Generators.Validation;
 
@@ -27,9 +27,9 @@ namespace ModelDsl.Analyzers.CodeFixes
         private static readonly ImmutableDictionary<string, (string Argument, System.Func<ModelSpec, (int Whole, int Wrong)> Values)> Rules =
             ImmutableDictionary.CreateRange(new[]
             {
-                Rule(DiagnosticDescriptors.HiddenNotDivisibleByHeads.Id, "Heads", spec => (spec.Hidden, spec.Heads)),
-                Rule(DiagnosticDescriptors.KvHeadsNotDivisor.Id, "KvHeads", spec => (spec.Heads, spec.KvHeads)),
-                Rule(DiagnosticDescriptors.ImageNotDivisibleByPatch.Id, "PatchSize", spec => (spec.ImageSize, spec.PatchSize)),
+                Rule(DiagnosticDescriptors.HiddenNotDivisibleByHeads.Id, DslGrammar.Args.Heads, spec => (spec.Hidden, spec.Heads)),
+                Rule(DiagnosticDescriptors.KvHeadsNotDivisor.Id, DslGrammar.Args.KvHeads, spec => (spec.Heads, spec.KvHeads)),
+                Rule(DiagnosticDescriptors.ImageNotDivisibleByPatch.Id, DslGrammar.Args.PatchSize, spec => (spec.ImageSize, spec.PatchSize)),
             });
 
         /// <inheritdoc />

@@ -1,7 +1,7 @@
 using System;
 using System.Linq;
 using ModelDsl.Generators.Helpers;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 
 namespace ModelDsl.Generators.Ir
 {
@@ -25,8 +25,8 @@ namespace ModelDsl.Generators.Ir
         private static Block Decoder(ModelSpec spec)
         {
             var hidden = new Dim("Hidden", spec.Hidden);
-            var inner = new Dim("Inner", spec.EffectiveInner);
-            double residualStd = Std / Math.Sqrt(2.0 * spec.Layers);
+            var inner = new Dim("Inner", spec.Inner);
+            double residualStd = Std / Math.Sqrt(2.0 * spec.Stacks.Total);
 
             Block Norm(string name) => Leaf(name, BlockKind.Norm,
                 new IrParameter("weight", Shape(hidden), Init.Ones),
@@ -48,14 +48,14 @@ namespace ModelDsl.Generators.Ir
             {
                 Leaf("wte", BlockKind.TokenEmbedding, new IrParameter("weight", Shape(new Dim("Vocab", spec.Vocab), hidden), Init.Normal, Std)),
                 Leaf("wpe", BlockKind.PositionEmbedding, new IrParameter("weight", Shape(new Dim("Context", spec.Context), hidden), Init.Normal, Std)),
-                new Block("h", BlockKind.Stack, EquatableArray<IrParameter>.Empty, Shape(block), spec.Layers),
+                new Block("h", BlockKind.Stack, EquatableArray<IrParameter>.Empty, Shape(block), spec.Stacks.Total),
             };
             // Pre-norm stacks end with a final norm (GPT-2's ln_f); post-norm blocks already end normalised.
-            var transformer = spec.NormPlacement == NormPlacement.Pre
+            var transformer = spec.Norm.Placement == NormPlacement.Pre
                 ? Node("transformer", BlockKind.Model, embeddingsAndBlocks.Concat(new[] { Norm("ln_f") }).ToArray())
                 : Node("transformer", BlockKind.Model, embeddingsAndBlocks);
 
-            var head = spec.TiedEmbeddings
+            var head = spec.Embeddings.Tied
                 ? Leaf("lm_head", BlockKind.TiedLmHead)
                 : Leaf("lm_head", BlockKind.LmHead, new IrParameter("weight", Shape(new Dim("Vocab", spec.Vocab), hidden), Init.Normal, Std));
             return Node("", BlockKind.Model, transformer, head);

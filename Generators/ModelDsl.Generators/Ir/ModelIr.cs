@@ -1,6 +1,6 @@
 using System.Linq;
 using ModelDsl.Generators.Helpers;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 
 namespace ModelDsl.Generators.Ir
 {

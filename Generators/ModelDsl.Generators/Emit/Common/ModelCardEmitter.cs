@@ -14,13 +14,13 @@ namespace ModelDsl.Generators.Emit.Common
                 System.Array.Empty<string>(), writer =>
                 {
                     writer.Line("/// <summary>");
-                    writer.Line($"/// {spec.Name}: {ir.ParameterCount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameters ({spec.Family}, hidden {Literal(spec.Hidden)}, {Literal(spec.Heads)} heads, {Literal(spec.TotalLayers)} layers).");
+                    writer.Line($"/// {spec.Name}: {ir.ParameterCount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameters ({spec.Family}, hidden {Literal(spec.Hidden)}, {Literal(spec.Heads)} heads, {Literal(spec.Stacks.Total)} layers).");
                     writer.Line("/// </summary>");
                     writer.Line("public static global::ModelDsl.ModelCard Card { get; } = new global::ModelDsl.ModelCard(");
                     writer.Line($"    name: {Literal(spec.Name)}, family: {Literal(spec.Family.ToString())},");
                     writer.Line($"    vocab: {Literal(spec.Vocab)}, context: {Literal(spec.Context)}, hidden: {Literal(spec.Hidden)},");
-                    writer.Line($"    heads: {Literal(spec.Heads)}, kvHeads: {Literal(spec.EffectiveKvHeads)}, headDim: {Literal(spec.EffectiveHeadDim)},");
-                    writer.Line($"    layers: {Literal(spec.TotalLayers)}, inner: {Literal(spec.EffectiveInner)}, parameterCount: {Literal(ir.ParameterCount)}L);");
+                    writer.Line($"    heads: {Literal(spec.Heads)}, kvHeads: {Literal(spec.KvHeads)}, headDim: {Literal(spec.HeadDim)},");
+                    writer.Line($"    layers: {Literal(spec.Stacks.Total)}, inner: {Literal(spec.Inner)}, parameterCount: {Literal(ir.ParameterCount)}L);");
                 });
         }
     }

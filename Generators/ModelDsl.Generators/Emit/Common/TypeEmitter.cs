@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 using ModelDsl.Generators.Helpers;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 
 namespace ModelDsl.Generators.Emit.Common
 {

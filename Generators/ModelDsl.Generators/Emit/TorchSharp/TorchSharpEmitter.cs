@@ -3,7 +3,7 @@ using System.Linq;
 using ModelDsl.Generators.Emit.Common;
 using ModelDsl.Generators.Helpers;
 using ModelDsl.Generators.Ir;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 using static ModelDsl.Generators.Helpers.CodeWriter;
 
 namespace ModelDsl.Generators.Emit.TorchSharp
@@ -52,19 +52,19 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 writer.Line($"public const int Context = {Literal(spec.Context)};");
                 writer.Line($"public const int Hidden = {Literal(spec.Hidden)};");
                 writer.Line($"public const int Heads = {Literal(spec.Heads)};");
-                writer.Line($"public const int HeadDim = {Literal(spec.EffectiveHeadDim)};");
-                writer.Line($"public const int Layers = {Literal(spec.Layers)};");
-                writer.Line($"public const int Inner = {Literal(spec.EffectiveInner)};");
-                writer.Line($"public const double Dropout = {Literal(spec.Dropout)};");
-                writer.Line($"public const double Epsilon = {Literal(spec.NormEpsilon)};");
+                writer.Line($"public const int HeadDim = {Literal(spec.HeadDim)};");
+                writer.Line($"public const int Layers = {Literal(spec.Stacks.Total)};");
+                writer.Line($"public const int Inner = {Literal(spec.Inner)};");
+                writer.Line($"public const double Dropout = {Literal(spec.DropoutRate)};");
+                writer.Line($"public const double Epsilon = {Literal(spec.Norm.Epsilon)};");
                 writer.Line();
                 writer.Line("public readonly TransformerModule transformer;");
-                if (!spec.TiedEmbeddings) writer.Line("public readonly global::TorchSharp.Modules.Linear lm_head;          // [Vocab, Hidden]");
+                if (!spec.Embeddings.Tied) writer.Line("public readonly global::TorchSharp.Modules.Linear lm_head;          // [Vocab, Hidden]");
                 writer.Line();
                 using (writer.Block($"public TorchSharpModel() : base({Literal(spec.Name)})"))
                 {
                     writer.Line("transformer = new TransformerModule();");
-                    if (!spec.TiedEmbeddings) writer.Line("lm_head = nn.Linear(Hidden, Vocab, hasBias: false);");
+                    if (!spec.Embeddings.Tied) writer.Line("lm_head = nn.Linear(Hidden, Vocab, hasBias: false);");
                     writer.Line("RegisterComponents();");
                     writer.Line("ResetParameters();");
                 }
@@ -78,7 +78,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 {
                     writer.Line("CheckInput(ids, cache?.Length ?? 0);");
                     writer.Line("var x = transformer.Forward(ids, cache);                    // [B, T, Hidden]");
-                    writer.Line(spec.TiedEmbeddings
+                    writer.Line(spec.Embeddings.Tied
                         ? "return F.linear(x, transformer.wte.weight!);                // tied LM head: [B, T, Vocab]"
                         : "return lm_head.forward(x);                                  // [B, T, Vocab]");
                 }
@@ -137,7 +137,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             using (writer.Block("protected override string? MapCheckpointName(string name)"))
             {
                 writer.Line("if (name.EndsWith(\".attn.bias\", global::System.StringComparison.Ordinal) || name.EndsWith(\".attn.masked_bias\", global::System.StringComparison.Ordinal)) return null;");
-                writer.Line(spec.TiedEmbeddings
+                writer.Line(spec.Embeddings.Tied
                     ? "if (name == \"lm_head.weight\") return null;"
                     : "if (name == \"lm_head.weight\") return name;");
                 writer.Line("return name.StartsWith(\"transformer.\", global::System.StringComparison.Ordinal) ? name : \"transformer.\" + name;");
@@ -146,8 +146,8 @@ namespace ModelDsl.Generators.Emit.TorchSharp
 
         private static void WriteTransformer(CodeWriter writer, ModelSpec spec)
         {
-            bool dropout = spec.Dropout > 0;
-            bool pre = spec.NormPlacement == NormPlacement.Pre;
+            bool dropout = spec.DropoutRate > 0;
+            bool pre = spec.Norm.Placement == NormPlacement.Pre;
             writer.Line(pre
                 ? "/// <summary>Embeddings, the decoder blocks and the final norm (Hugging Face's GPT2Model).</summary>"
                 : "/// <summary>Embeddings and the post-norm decoder blocks (Hugging Face's GPT2Model layout).</summary>");
@@ -188,7 +188,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
 
         private static void WriteBlock(CodeWriter writer, ModelSpec spec)
         {
-            bool pre = spec.NormPlacement == NormPlacement.Pre;
+            bool pre = spec.Norm.Placement == NormPlacement.Pre;
             writer.Line(pre
                 ? "/// <summary>Pre-norm block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>"
                 : "/// <summary>Post-norm block: ln_1(x + attn(x)), then ln_2(x + mlp(x)).</summary>");
@@ -226,7 +226,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
 
         private static void WriteAttention(CodeWriter writer, ModelSpec spec)
         {
-            bool dropout = spec.Dropout > 0;
+            bool dropout = spec.DropoutRate > 0;
             writer.Line("/// <summary>Causal multi-head self-attention: one fused QKV projection, libtorch's fused SDPA, output projection.</summary>");
             using (writer.Block("public sealed class CausalSelfAttention : nn.Module"))
             {
@@ -263,14 +263,14 @@ namespace ModelDsl.Generators.Emit.TorchSharp
 
         private static void WriteFeedForward(CodeWriter writer, ModelSpec spec)
         {
-            bool dropout = spec.Dropout > 0;
-            var activation = spec.Activation switch
+            bool dropout = spec.DropoutRate > 0;
+            var activation = spec.FeedForward.Activation switch
             {
                 Activation.GeluTanh => "F.gelu(c_fc.forward(x), global::TorchSharp.Modules.GELU.Approximate.tanh)",
                 Activation.Relu => "F.relu(c_fc.forward(x))",
                 _ => "F.gelu(c_fc.forward(x))",
             };
-            writer.Line($"/// <summary>Position-wise MLP: c_proj({spec.Activation}(c_fc(x))).</summary>");
+            writer.Line($"/// <summary>Position-wise MLP: c_proj({spec.FeedForward.Activation}(c_fc(x))).</summary>");
             using (writer.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
             {
                 writer.Line("public readonly global::ModelDsl.TorchSharp.Conv1D c_fc;            // [Hidden, Inner]");

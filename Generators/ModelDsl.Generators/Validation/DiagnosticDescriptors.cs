@@ -47,7 +47,7 @@ namespace ModelDsl.Generators.Validation
 
         public static readonly DiagnosticDescriptor ImageNotDivisibleByPatch = Error("MDSL0007",
             "Image size is not divisible by the patch size",
-            "ImageSize ({0}) is not divisible by PatchSize ({1}); {2} pixels per side would be left over. Valid patch sizes: {3}.");
+            "ImageSize ({0}) is not divisible by PatchSize ({1}); {2} per side would be left over. Valid patch sizes: {3}.");
 
         public static readonly DiagnosticDescriptor ExpertTopKOutOfRange = Error("MDSL0008",
             "Router top-k out of range",

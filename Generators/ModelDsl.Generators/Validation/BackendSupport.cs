@@ -1,7 +1,7 @@
 using System.Collections.Generic;
-using ModelDsl.Generators.Model;
+using ModelDsl.Generators.Spec;
 using static ModelDsl.Generators.Validation.DiagnosticDescriptors;
-using N = ModelDsl.Generators.Model.AttributeNames;
+using N = ModelDsl.Generators.Spec.DslGrammar;
 
 namespace ModelDsl.Generators.Validation
 {
@@ -27,20 +27,20 @@ namespace ModelDsl.Generators.Validation
                 yield return Gap($"the {family} family (only Decoder so far)", FindingSite.On(family));
                 yield break;
             }
-            if (spec.Positions != PositionKind.Learned)
-                yield return Gap(spec.Positions + " positions", FindingSite.On(spec.Positions + "Positions"));
-            if (spec.EffectiveKvHeads != spec.Heads)
+            if (spec.Positions.Kind != PositionKind.Learned)
+                yield return Gap(spec.Positions.Kind + " positions", FindingSite.On(spec.Positions.Kind + "Positions"));
+            if (spec.KvHeads != spec.Heads)
                 yield return Gap("grouped-query attention (KvHeads)", FindingSite.On(N.Attention, "KvHeads"));
-            if (spec.Window > 0)
+            if (spec.Attention.Window is not null)
                 yield return Gap("sliding-window attention", FindingSite.On(N.Attention, "Window"));
-            if (!spec.AttentionBias)
+            if (!spec.Attention.Bias)
                 yield return Gap("bias-free attention", FindingSite.On(N.Attention, "Bias"));
-            if (!spec.FeedForwardBias)
+            if (!spec.FeedForward.Bias)
                 yield return Gap("bias-free feed-forward layers", FindingSite.On(N.FeedForward, "Bias"));
-            if (spec.IsGated)
-                yield return Gap(spec.Activation + " feed-forward layers", FindingSite.On(N.FeedForward, "Activation"));
-            if (spec.NormKind != NormKind.LayerNorm)
-                yield return Gap("RmsNorm", FindingSite.On(spec.NormPlacement == NormPlacement.Pre ? N.PreNorm : N.PostNorm, "Kind"));
+            if (spec.FeedForward.IsGated)
+                yield return Gap(spec.FeedForward.Activation + " feed-forward layers", FindingSite.On(N.FeedForward, "Activation"));
+            if (spec.Norm.Kind != NormKind.LayerNorm)
+                yield return Gap("RmsNorm", FindingSite.On(spec.Norm.Placement == NormPlacement.Pre ? N.PreNorm : N.PostNorm, "Kind"));
             if (spec.Has(N.MixtureOfExperts))
                 yield return Gap("mixture-of-experts layers", FindingSite.On(N.MixtureOfExperts));
             if (spec.Has(N.Lora))

@@ -1,7 +1,7 @@
-namespace ModelDsl.Generators.Model
+namespace ModelDsl.Generators.Spec
 {
-    // Mirrors of the public enums in ModelDsl (same names and values). The generator and analyzers must not
-    // load the user-facing assembly, so attribute arguments arrive as integers and are cast to these.
+    // Mirrors of the public enums in ModelDsl (same names and values; a test keeps them equal). The generator and
+    // analyzers must not load the user-facing assembly, so attribute arguments arrive as integers and are cast to these.
 
     internal enum ModelFamily { None, Decoder, Encoder, EncoderDecoder, VisionEncoder }
 
