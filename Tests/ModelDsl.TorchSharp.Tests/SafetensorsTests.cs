@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Text.Json;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("all.safetensors");
             Safetensors.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "ünïcode" });
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal("pt", header.Metadata["format"]);
             Assert.Equal("ünïcode", header.Metadata["note"]);
 
@@ -124,7 +125,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("hand.safetensors");
             File.WriteAllBytes(path, Build(json, data.ToArray()));
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal(new[] { "b", "a", "s", "z" }, header.Tensors.Keys);
             Assert.Equal("pt", header.Metadata["format"]);
             Assert.Equal(new long[] { 1, 2 }, header.Tensors["a"].Shape);
@@ -155,7 +156,7 @@ namespace ModelDsl.TorchSharp.Tests
         {
             string path = PathOf("corrupt.safetensors");
             File.WriteAllBytes(path, content);
-            var e = Assert.Throws<SafetensorsException>(() => Safetensors.ReadHeader(path));
+            var e = Assert.Throws<SafetensorsException>(() => SafetensorsFile.ReadHeader(path));
             Assert.Contains(path, e.Message);
             foreach (var text in expected) Assert.Contains(text, e.Message);
             Assert.Throws<SafetensorsException>(() => Safetensors.Load(path));
@@ -212,14 +213,14 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("replace.safetensors");
             File.WriteAllText(path, "old content that is not a safetensors file");
             Safetensors.Save(path, tensors);
-            Assert.Equal(new long[] { 2, 2 }, Safetensors.ReadHeader(path).Tensors["x"].Shape);
+            Assert.Equal(new long[] { 2, 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
             Assert.Equal(new[] { path }, Directory.GetFiles(folder)); // no temporary file left
 
             // A failure while writing (here an unsupported dtype) leaves the old file intact and no temp file.
             var bad = new Dictionary<string, Tensor> { ["a"] = torch.ones(2), ["c"] = torch.ones(2, dtype: ScalarType.ComplexFloat32) };
             var error = Assert.Throws<ArgumentException>(() => Safetensors.Save(path, bad));
             Assert.Contains("'c'", error.Message);
-            Assert.Equal(new long[] { 2, 2 }, Safetensors.ReadHeader(path).Tensors["x"].Shape);
+            Assert.Equal(new long[] { 2, 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
             Assert.Equal(new[] { path }, Directory.GetFiles(folder));
         }
 
@@ -268,7 +269,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("model.safetensors");
             ModuleWeights.Save(source, path, new Dictionary<string, string> { ["format"] = "pt" });
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal(new[] { "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "steps" }, header.Tensors.Keys);
 
             torch.manual_seed(2);
@@ -375,7 +376,7 @@ namespace ModelDsl.TorchSharp.Tests
             var source = new Tied();
             string path = PathOf("tied.safetensors");
             ModuleWeights.Save(source, path);
-            var names = Safetensors.ReadHeader(path).Tensors.Keys.ToList();
+            var names = SafetensorsFile.ReadHeader(path).Tensors.Keys.ToList();
             Assert.Single(names);
             Assert.Equal(source.named_parameters().First().name, names[0]);
 

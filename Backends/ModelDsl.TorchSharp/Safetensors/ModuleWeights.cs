@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,11 +31,11 @@ namespace ModelDsl.TorchSharp
             TorchSharpRuntime.EnsureLoaded();
             string file = Path.GetFileName(path);
 
-            using var stream = Safetensors.OpenRead(path);
+            using var stream = SafetensorsFile.OpenRead(path);
             SafetensorsHeader header;
             try
             {
-                header = Safetensors.ReadHeader(stream, path);
+                header = SafetensorsFile.ReadHeader(stream, path);
             }
             catch (SafetensorsException e)
             {
@@ -86,7 +87,7 @@ namespace ModelDsl.TorchSharp
                     Problem(info.Name, $"{label} in {file} has shape {info.ShapeText}; the model expects {SafetensorsHeader.FormatShape(target.Shape)} ({ShapeDifference(info.Shape, target.Shape)})");
                     ok = false;
                 }
-                bool fileFloating = Safetensors.IsFloatingDType(info.DType);
+                bool fileFloating = SafetensorsFile.GetDType(info.DType).IsFloating;
                 bool targetFloating = IsFloating(target.DType);
                 if (fileFloating != targetFloating || (target.DType == ScalarType.Bool) != (info.DType == "BOOL"))
                 {

@@ -1,0 +1,371 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+
+namespace ModelDsl.Checkpoints
+{
+    /// <summary>
+    /// The safetensors format (Hugging Face), independent of any tensor library: an 8-byte little-endian header length
+    /// N, N bytes of UTF-8 JSON describing each tensor (dtype, shape, data_offsets relative to the data buffer) plus
+    /// optional "__metadata__", then the little-endian, row-major data buffer, which the tensors must cover without
+    /// holes or overlaps. <see cref="ReadHeader(string)"/> validates all of it; <see cref="ReadTensorData"/> reads a
+    /// tensor's bytes; <see cref="Write"/> writes a file atomically. Backends convert between these bytes and their
+    /// tensors (TorchSharp: <c>ModelDsl.TorchSharp.Safetensors</c> and <c>ModuleWeights</c>).
+    /// </summary>
+    public static class SafetensorsFile
+    {
+        /// <summary>Largest header accepted (the reference implementation's limit).</summary>
+        public const long MaxHeaderLength = 100_000_000;
+
+        /// <summary>The reserved header key of the free-form string metadata.</summary>
+        public const string MetadataKey = "__metadata__";
+
+        private static readonly Dictionary<string, SafetensorsDType> DTypes = new SafetensorsDType[]
+        {
+            new("F64", 8, true),
+            new("F32", 4, true),
+            new("F16", 2, true),
+            new("BF16", 2, true),
+            new("I64", 8, false),
+            new("I32", 4, false),
+            new("I16", 2, false),
+            new("I8", 1, false),
+            new("U8", 1, false),
+            new("BOOL", 1, false),
+        }.ToDictionary(d => d.Name, StringComparer.Ordinal);
+
+        /// <summary>The safetensors dtype strings this implementation reads and writes.</summary>
+        public static IReadOnlyCollection<string> SupportedDTypes => DTypes.Keys;
+
+        /// <summary>Looks up a dtype string ("F32", "BF16", ...); false for one this implementation does not support.</summary>
+        public static bool TryGetDType(string name, out SafetensorsDType dtype)
+        {
+            ArgumentNullException.ThrowIfNull(name);
+            return DTypes.TryGetValue(name, out dtype);
+        }
+
+        /// <summary>The element size and kind of a dtype string.</summary>
+        /// <exception cref="ArgumentException">Unknown dtype.</exception>
+        public static SafetensorsDType GetDType(string name)
+            => TryGetDType(name, out var d) ? d
+                : throw new ArgumentException($"Unknown safetensors dtype '{name}' (supported: {string.Join(", ", DTypes.Keys)}).", nameof(name));
+
+        /// <summary>Reads and validates the header of the safetensors file at <paramref name="path"/>.</summary>
+        /// <exception cref="SafetensorsException">The file is not a valid safetensors file.</exception>
+        public static SafetensorsHeader ReadHeader(string path)
+        {
+            ArgumentNullException.ThrowIfNull(path);
+            using var stream = OpenRead(path);
+            return ReadHeader(stream, path);
+        }
+
+        /// <summary>
+        /// Reads <paramref name="destination"/>.Length bytes of tensor <paramref name="info"/>, starting
+        /// <paramref name="offset"/> bytes into its data, from <paramref name="stream"/> (the file the header was read
+        /// from). BOOL elements are checked to be 0 or 1. Callers read a large tensor in chunks.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The file ended early (truncated after the header was read) or holds an invalid BOOL byte; names the tensor.</exception>
+        /// <exception cref="ArgumentOutOfRangeException">The range is not inside the tensor.</exception>
+        public static void ReadTensorData(Stream stream, SafetensorsHeader header, SafetensorsTensorInfo info, long offset, Span<byte> destination)
+        {
+            ArgumentNullException.ThrowIfNull(stream);
+            ArgumentNullException.ThrowIfNull(header);
+            ArgumentNullException.ThrowIfNull(info);
+            if (offset < 0 || offset > info.ByteLength || destination.Length > info.ByteLength - offset)
+                throw new ArgumentOutOfRangeException(nameof(offset), offset,
+                    $"Bytes [{offset}, {offset + destination.Length}) are not inside tensor '{info.Name}' ({info.ByteLength} bytes).");
+            if (destination.IsEmpty) return;
+            stream.Position = header.DataStart + info.Begin + offset;
+            try { stream.ReadExactly(destination); }
+            catch (EndOfStreamException e)
+            {
+                throw Bad(header.Path, info.Name, "the file ended while reading the tensor's bytes (was it truncated after the header was read?)", e);
+            }
+            if (info.DType == "BOOL")
+                foreach (byte b in destination)
+                    if (b > 1) throw Bad(header.Path, info.Name, $"a BOOL element holds the byte {b}; only 0 and 1 are valid");
+        }
+
+        /// <summary>
+        /// Writes <paramref name="tensors"/> (in ordinal name order, so the file is deterministic) and optional metadata
+        /// to <paramref name="path"/>, atomically: the data goes to a temporary file in the same folder, which then
+        /// replaces <paramref name="path"/>; a failure leaves no partial file. The header is padded with spaces so the
+        /// data buffer starts 8-byte aligned.
+        /// </summary>
+        /// <exception cref="ArgumentException">A name is empty, reserved or repeated, a dtype is unknown or a dimension negative.</exception>
+        /// <exception cref="InvalidOperationException">An entry's callback wrote a different number of bytes than its dtype and shape need.</exception>
+        /// <exception cref="IOException">The file cannot be written (e.g. the folder does not exist).</exception>
+        public static void Write(string path, IEnumerable<SafetensorsWriteEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+        {
+            ArgumentNullException.ThrowIfNull(path);
+            ArgumentNullException.ThrowIfNull(tensors);
+            if (!BitConverter.IsLittleEndian)
+                throw new PlatformNotSupportedException("Writing safetensors requires a little-endian machine.");
+
+            var entries = new List<(SafetensorsWriteEntry Entry, long Bytes)>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var entry in tensors)
+            {
+                if (entry is null)
+                    throw new ArgumentException($"Cannot write '{path}': an entry is null.", nameof(tensors));
+                string name = entry.Name;
+                if (string.IsNullOrEmpty(name))
+                    throw new ArgumentException($"Cannot write '{path}': a tensor has an empty name.", nameof(tensors));
+                if (name == MetadataKey)
+                    throw new ArgumentException($"Cannot write '{path}': '{MetadataKey}' is reserved and cannot name a tensor.", nameof(tensors));
+                if (!seen.Add(name))
+                    throw new ArgumentException($"Cannot write '{path}': the tensor name '{name}' appears twice.", nameof(tensors));
+                if (entry.DType is null || !DTypes.TryGetValue(entry.DType, out var dtype))
+                    throw new ArgumentException($"Cannot write '{path}': tensor '{name}': unknown safetensors dtype '{entry.DType}' (supported: {string.Join(", ", DTypes.Keys)}).", nameof(tensors));
+                if (entry.Shape is null || entry.WriteData is null)
+                    throw new ArgumentException($"Cannot write '{path}': tensor '{name}' has no shape or no data callback.", nameof(tensors));
+                long count = 1;
+                foreach (long d in entry.Shape)
+                {
+                    if (d < 0)
+                        throw new ArgumentException($"Cannot write '{path}': tensor '{name}' has a negative dimension in shape {SafetensorsHeader.FormatShape(entry.Shape)}.", nameof(tensors));
+                    count = checked(count * d);
+                }
+                entries.Add((entry, checked(count * dtype.Size)));
+            }
+            entries.Sort((a, b) => string.CompareOrdinal(a.Entry.Name, b.Entry.Name));
+
+            byte[] header = BuildHeader(entries.Select(e => (e.Entry.Name, e.Entry.DType, e.Entry.Shape, e.Bytes)), metadata);
+
+            string full = Path.GetFullPath(path);
+            string folder = Path.GetDirectoryName(full) ?? ".";
+            string temp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
+            try
+            {
+                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                {
+                    Span<byte> length = stackalloc byte[8];
+                    BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+                    stream.Write(length);
+                    stream.Write(header);
+                    foreach (var (entry, bytes) in entries)
+                    {
+                        long before = stream.Position;
+                        entry.WriteData(stream);
+                        long written = stream.Position - before;
+                        if (written != bytes)
+                            throw new InvalidOperationException(
+                                $"Cannot write '{path}': the data callback of tensor '{entry.Name}' wrote {written} bytes; {entry.DType} {SafetensorsHeader.FormatShape(entry.Shape)} needs {bytes}.");
+                    }
+                    stream.Flush(flushToDisk: true);
+                }
+                File.Move(temp, full, overwrite: true);
+            }
+            finally
+            {
+                try { if (File.Exists(temp)) File.Delete(temp); }
+                catch (IOException) { /* best effort: the original exception matters more */ }
+            }
+        }
+
+        private static byte[] BuildHeader(IEnumerable<(string Name, string DType, IReadOnlyList<long> Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)
+        {
+            var buffer = new MemoryStream();
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                if (metadata is { Count: > 0 })
+                {
+                    json.WriteStartObject(MetadataKey);
+                    foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                        json.WriteString(key, value ?? throw new ArgumentException($"Metadata entry '{key}' is null.", nameof(metadata)));
+                    json.WriteEndObject();
+                }
+                long offset = 0;
+                foreach (var (name, dtype, shape, bytes) in entries)
+                {
+                    json.WriteStartObject(name);
+                    json.WriteString("dtype", dtype);
+                    json.WriteStartArray("shape");
+                    foreach (var d in shape) json.WriteNumberValue(d);
+                    json.WriteEndArray();
+                    json.WriteStartArray("data_offsets");
+                    json.WriteNumberValue(offset);
+                    json.WriteNumberValue(offset + bytes);
+                    json.WriteEndArray();
+                    json.WriteEndObject();
+                    offset += bytes;
+                }
+                json.WriteEndObject();
+            }
+            // Pad with spaces so that the data buffer starts 8-byte aligned (8 + N is a multiple of 8).
+            int pad = (int)((8 - buffer.Length % 8) % 8);
+            for (int i = 0; i < pad; i++) buffer.WriteByte((byte)' ');
+            return buffer.ToArray();
+        }
+
+        /// <summary>Opens a safetensors file for reading (shared read access).</summary>
+        /// <exception cref="SafetensorsException">The file cannot be opened; names it.</exception>
+        public static FileStream OpenRead(string path)
+        {
+            ArgumentNullException.ThrowIfNull(path);
+            try
+            {
+                return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new SafetensorsException(path, null, $"Cannot open safetensors file '{path}': {e.Message}", e);
+            }
+        }
+
+        /// <summary>
+        /// Reads and validates the header of the safetensors file open as <paramref name="stream"/> (seekable; read from
+        /// its start). <paramref name="path"/> names the file in errors and in <see cref="SafetensorsHeader.Path"/>.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The file is not a valid safetensors file.</exception>
+        public static SafetensorsHeader ReadHeader(Stream stream, string path)
+        {
+            ArgumentNullException.ThrowIfNull(stream);
+            ArgumentNullException.ThrowIfNull(path);
+            if (!stream.CanSeek || !stream.CanRead)
+                throw new ArgumentException("Reading a safetensors header needs a readable, seekable stream.", nameof(stream));
+            long fileLength = stream.Length;
+            if (fileLength < 8)
+                throw Bad(path, null, $"the file is {fileLength} bytes long; a safetensors file starts with an 8-byte header length");
+            Span<byte> prefix = stackalloc byte[8];
+            stream.Position = 0;
+            stream.ReadExactly(prefix);
+            ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            if (n > MaxHeaderLength)
+                throw Bad(path, null, $"the header length {n} exceeds the limit of {MaxHeaderLength} bytes (corrupt file?)");
+            if (n > (ulong)(fileLength - 8))
+                throw Bad(path, null, $"the header length {n} is larger than the rest of the file ({fileLength - 8} bytes): the file is truncated or corrupt");
+            if (n < 2)
+                throw Bad(path, null, $"the header length {n} is too small to hold a JSON object");
+            var json = new byte[n];
+            stream.ReadExactly(json);
+            if (json[0] != (byte)'{')
+                throw Bad(path, null, "the header does not start with '{'");
+
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
+            }
+            catch (JsonException e)
+            {
+                throw Bad(path, null, $"the header is not valid JSON: {e.Message}", e);
+            }
+            catch (ArgumentException e) // invalid UTF-8 surfaces here in some runtimes
+            {
+                throw Bad(path, null, $"the header is not valid UTF-8 JSON: {e.Message}", e);
+            }
+
+            long dataLength = fileLength - 8 - (long)n;
+            var tensors = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            using (document)
+            {
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                    throw Bad(path, null, $"the header is a JSON {root.ValueKind}, not an object");
+                bool sawMetadata = false;
+                foreach (var property in root.EnumerateObject())
+                {
+                    if (property.Name == MetadataKey)
+                    {
+                        if (sawMetadata) throw Bad(path, null, $"'{MetadataKey}' appears twice in the header");
+                        sawMetadata = true;
+                        ReadMetadata(path, property.Value, metadata);
+                        continue;
+                    }
+                    if (tensors.ContainsKey(property.Name))
+                        throw Bad(path, property.Name, "the name appears twice in the header");
+                    tensors.Add(property.Name, ReadTensorInfo(path, property.Name, property.Value, dataLength));
+                }
+            }
+            CheckCoverage(path, tensors.Values, dataLength);
+            return new SafetensorsHeader(path, (long)n, fileLength, tensors, metadata);
+        }
+
+        private static void ReadMetadata(string path, JsonElement value, Dictionary<string, string> metadata)
+        {
+            if (value.ValueKind == JsonValueKind.Null) return;
+            if (value.ValueKind != JsonValueKind.Object)
+                throw Bad(path, null, $"'{MetadataKey}' must be an object of strings, not a JSON {value.ValueKind}");
+            foreach (var entry in value.EnumerateObject())
+            {
+                if (entry.Value.ValueKind != JsonValueKind.String)
+                    throw Bad(path, null, $"metadata entry '{entry.Name}' must be a string, not a JSON {entry.Value.ValueKind}");
+                if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
+                    throw Bad(path, null, $"metadata entry '{entry.Name}' appears twice");
+            }
+        }
+
+        private static SafetensorsTensorInfo ReadTensorInfo(string path, string name, JsonElement value, long dataLength)
+        {
+            if (name.Length == 0) throw Bad(path, name, "a tensor has an empty name");
+            if (value.ValueKind != JsonValueKind.Object)
+                throw Bad(path, name, $"the entry is a JSON {value.ValueKind}, not an object with dtype, shape and data_offsets");
+            if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
+                throw Bad(path, name, "'dtype' is missing or not a string");
+            string dtype = dtypeElement.GetString()!;
+            if (!DTypes.TryGetValue(dtype, out var dt))
+                throw Bad(path, name, $"unknown dtype '{dtype}' (supported: {string.Join(", ", DTypes.Keys)})");
+
+            if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+                throw Bad(path, name, "'shape' is missing or not an array");
+            var shape = new long[shapeElement.GetArrayLength()];
+            int i = 0;
+            long numel = 1;
+            foreach (var d in shapeElement.EnumerateArray())
+            {
+                if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
+                    throw Bad(path, name, $"shape dimension {i} is not an integer");
+                if (dim < 0) throw Bad(path, name, $"shape dimension {i} is negative ({dim})");
+                shape[i++] = dim;
+                try { numel = checked(numel * dim); }
+                catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} has too many elements"); }
+            }
+
+            if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
+                throw Bad(path, name, "'data_offsets' is missing or not an array [begin, end]");
+            if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < 0)
+                throw Bad(path, name, $"data_offsets {offsets.GetRawText()} are not two non-negative integers");
+            if (end < begin)
+                throw Bad(path, name, $"data_offsets [{begin}, {end}] end before they begin");
+            if (end > dataLength)
+                throw Bad(path, name, $"data_offsets [{begin}, {end}] run past the end of the data buffer ({dataLength} bytes)");
+            long expected;
+            try { expected = checked(numel * dt.Size); }
+            catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} is too large"); }
+            if (end - begin != expected)
+                throw Bad(path, name, $"data_offsets [{begin}, {end}] hold {end - begin} bytes, but {dtype} {SafetensorsHeader.FormatShape(shape)} needs {numel} x {dt.Size} = {expected}");
+            return new SafetensorsTensorInfo(name, dtype, shape, begin, end);
+        }
+
+        /// <summary>The tensors must tile the data buffer exactly: no holes, no overlaps, nothing after the last.</summary>
+        private static void CheckCoverage(string path, IEnumerable<SafetensorsTensorInfo> tensors, long dataLength)
+        {
+            long position = 0;
+            SafetensorsTensorInfo? previous = null;
+            foreach (var t in tensors.OrderBy(t => t.Begin).ThenBy(t => t.End))
+            {
+                if (t.Begin < position)
+                    throw Bad(path, t.Name, $"its bytes [{t.Begin}, {t.End}) overlap those of '{previous!.Name}' [{previous.Begin}, {previous.End})");
+                if (t.Begin > position)
+                    throw Bad(path, t.Name, $"there is a hole in the data buffer: bytes [{position}, {t.Begin}) before it belong to no tensor");
+                position = t.End;
+                previous = t;
+            }
+            if (position != dataLength)
+                throw Bad(path, null, $"the data buffer holds {dataLength} bytes but the tensors cover only the first {position}");
+        }
+
+        private static SafetensorsException Bad(string path, string? tensor, string what, Exception? inner = null)
+            => new(path, tensor,
+                tensor is null
+                    ? $"Invalid safetensors file '{path}': {what}."
+                    : $"Invalid safetensors file '{path}': tensor '{tensor}': {what}.",
+                inner);
+    }
+}
