@@ -387,6 +387,69 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void File_truncated_between_header_and_data_reads_leaves_every_parameter_unchanged()
+        {
+            // Large enough (~230 KB) that the reader's 64 KiB buffer cannot already hold the end of the file.
+            torch.manual_seed(11);
+            var source = new TwoLayers(hidden: 8192);
+            using (torch.no_grad()) source.get_buffer("steps")!.fill_(7);
+            string path = PathOf("growing.safetensors");
+            ModuleWeights.Save(source, path);
+            var last = SafetensorsFile.ReadHeader(path).Tensors.Values.MaxBy(t => t.Begin)!;
+            Assert.Equal("steps", last.Name); // the last tensor in the file is the last one read
+
+            torch.manual_seed(12);
+            var model = new TwoLayers(hidden: 8192);
+            var before = Snapshot(model);
+            // Another program rewrites the file after the header was read: the data now ends inside 'steps'.
+            ModuleWeights.BeforeDataRead.Value = p =>
+            {
+                using var writer = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                writer.SetLength(writer.Length - 3);
+            };
+            try
+            {
+                var e = Assert.Throws<SafetensorsException>(() => ModuleWeights.Load(model, path, "TinyMlp"));
+                Assert.Contains(path, e.Message);
+                Assert.Contains("'steps'", e.Message);
+                Assert.Contains("the file ended while reading", e.Message);
+                Assert.Equal("steps", e.TensorName);
+            }
+            finally
+            {
+                ModuleWeights.BeforeDataRead.Value = null;
+            }
+            Assert.Equal(before, Snapshot(model)); // all-or-nothing: fc1 and fc2 were read before the failure
+        }
+
+        [Fact]
+        public void File_that_changes_size_during_the_load_is_rejected_and_nothing_is_copied()
+        {
+            var source = new TwoLayers();
+            string path = PathOf("appended.safetensors");
+            ModuleWeights.Save(source, path);
+            var model = new TwoLayers();
+            var before = Snapshot(model);
+            // Every tensor's bytes are still there, but the file is not the one whose header was read.
+            ModuleWeights.BeforeDataRead.Value = p =>
+            {
+                using var writer = new FileStream(p, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                writer.Write(new byte[16]);
+            };
+            try
+            {
+                var e = Assert.Throws<SafetensorsException>(() => ModuleWeights.Load(model, path, "TinyMlp"));
+                Assert.Contains(path, e.Message);
+                Assert.Contains("changed while it was read", e.Message);
+            }
+            finally
+            {
+                ModuleWeights.BeforeDataRead.Value = null;
+            }
+            Assert.Equal(before, Snapshot(model));
+        }
+
+        [Fact]
         public void Invalid_file_error_names_the_model()
         {
             string path = PathOf("bad.safetensors");

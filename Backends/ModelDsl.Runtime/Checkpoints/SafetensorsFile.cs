@@ -78,15 +78,40 @@ namespace ModelDsl.Checkpoints
                 throw new ArgumentOutOfRangeException(nameof(offset), offset,
                     $"Bytes [{offset}, {offset + destination.Length}) are not inside tensor '{info.Name}' ({info.ByteLength} bytes).");
             if (destination.IsEmpty) return;
-            stream.Position = header.DataStart + info.Begin + offset;
-            try { stream.ReadExactly(destination); }
+            try
+            {
+                stream.Position = header.DataStart + info.Begin + offset;
+                stream.ReadExactly(destination);
+            }
             catch (EndOfStreamException e)
             {
                 throw Bad(header.Path, info.Name, "the file ended while reading the tensor's bytes (was it truncated after the header was read?)", e);
             }
+            catch (IOException e)
+            {
+                throw Bad(header.Path, info.Name, $"reading the tensor's bytes failed: {e.Message}", e);
+            }
             if (info.DType == "BOOL")
                 foreach (byte b in destination)
                     if (b > 1) throw Bad(header.Path, info.Name, $"a BOOL element holds the byte {b}; only 0 and 1 are valid");
+        }
+
+        /// <summary>
+        /// Checks that the file open as <paramref name="stream"/> still has the length its header was read with. Call it
+        /// after reading tensors and before using them: a file that shrank or grew meanwhile is being written by another
+        /// program, and bytes read from it may mix two versions.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The length changed.</exception>
+        public static void CheckUnchanged(Stream stream, SafetensorsHeader header)
+        {
+            ArgumentNullException.ThrowIfNull(stream);
+            ArgumentNullException.ThrowIfNull(header);
+            long length;
+            try { length = stream.Length; }
+            catch (IOException e) { throw Bad(header.Path, null, $"its length cannot be read any more: {e.Message}", e); }
+            if (length != header.FileLength)
+                throw Bad(header.Path, null,
+                    $"the file changed while it was read ({header.FileLength} bytes when the header was read, {length} now): is another program writing it?");
         }
 
         /// <summary>

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Threading;
 using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,11 +15,21 @@ namespace ModelDsl.TorchSharp
     public static class ModuleWeights
     {
         /// <summary>
+        /// Test hook: called with the path after the header has been read and checked against the module, before any
+        /// tensor data is read, so a test can change the file in between (as another program writing it would).
+        /// </summary>
+        internal static readonly AsyncLocal<Action<string>?> BeforeDataRead = new();
+
+        /// <summary>
         /// Loads the safetensors file at <paramref name="path"/> into <paramref name="module"/>'s parameters and
         /// persistent buffers. <paramref name="mapName"/> maps a checkpoint name to a parameter name, or returns null to
         /// skip the tensor (default: names are used as they are). Everything is validated before anything is copied: on
         /// any problem the module is left unchanged and one <see cref="SafetensorsException"/> lists every missing,
-        /// unexpected, mis-shaped or unconvertible tensor. Values are copied under no_grad with copy_, which converts
+        /// unexpected, mis-shaped or unconvertible tensor. The load is all-or-nothing for the data too: every tensor is
+        /// first read into a fresh CPU tensor of its stored dtype, and the parameters are overwritten only after all
+        /// reads succeeded and the file still has the size its header was read with (a file truncated or rewritten by
+        /// another program during the load, or an I/O error, leaves the module unchanged). So a load needs memory for the
+        /// module plus one copy of the tensors it reads. Values are then copied under no_grad with copy_, which converts
         /// the dtype and moves them to the parameter's device. Parameters that share one tensor (tied weights) need it
         /// in the file under one of their names only.
         /// </summary>
@@ -112,14 +123,32 @@ namespace ModelDsl.TorchSharp
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
 
-            using (torch.no_grad())
+            BeforeDataRead.Value?.Invoke(path);
+
+            // Read everything first, then copy: a read that fails half-way (the file is truncated or rewritten by another
+            // program while we read it, an I/O error) must leave every parameter as it was.
+            var staged = new List<(Tensor Value, Target Target)>(assignments.Count);
+            try
             {
-                foreach (var (info, target) in assignments)
+                try
                 {
-                    using var scope = torch.NewDisposeScope();
-                    var value = Safetensors.ReadTensor(stream, header, info);
-                    target.Tensor.copy_(value);
+                    foreach (var (info, target) in assignments)
+                        staged.Add((Safetensors.ReadTensor(stream, header, info), target));
+                    SafetensorsFile.CheckUnchanged(stream, header);
                 }
+                catch (SafetensorsException e)
+                {
+                    throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
+                }
+                using (torch.no_grad())
+                {
+                    foreach (var (value, target) in staged)
+                        target.Tensor.copy_(value);
+                }
+            }
+            finally
+            {
+                foreach (var (value, _) in staged) value.Dispose();
             }
         }
 

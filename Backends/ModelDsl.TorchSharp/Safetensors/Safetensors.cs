@@ -50,7 +50,9 @@ namespace ModelDsl.TorchSharp
         /// Reads every tensor of the file as a CPU tensor of the stored dtype (F32 -> float32, BF16 -> bfloat16, ...).
         /// The caller owns (and disposes) the tensors.
         /// </summary>
-        /// <exception cref="SafetensorsException">The file is not a valid safetensors file.</exception>
+        /// <exception cref="SafetensorsException">
+        /// The file is not a valid safetensors file, or it was truncated or changed size while it was read.
+        /// </exception>
         public static Dictionary<string, Tensor> Load(string path)
         {
             ArgumentNullException.ThrowIfNull(path);
@@ -62,6 +64,7 @@ namespace ModelDsl.TorchSharp
             {
                 foreach (var info in header.Tensors.Values)
                     result.Add(info.Name, ReadTensor(stream, header, info));
+                SafetensorsFile.CheckUnchanged(stream, header);
             }
             catch
             {
