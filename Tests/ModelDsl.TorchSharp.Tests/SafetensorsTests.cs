@@ -192,6 +192,50 @@ namespace ModelDsl.TorchSharp.Tests
             Corrupt(Build("{\"__metadata__\":{\"n\":1}}", Array.Empty<byte>()), "metadata entry 'n'");
         }
 
+        /// <summary>Flips the high bit of the first byte of <paramref name="text"/> after <paramref name="skip"/> bytes of it.</summary>
+        private static byte[] FlipHighBit(byte[] file, string text, int skip)
+        {
+            int at = file.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) + skip;
+            var copy = (byte[])file.Clone();
+            copy[at] ^= 0x80;
+            return copy;
+        }
+
+        [Fact]
+        public void Malformed_header_text_is_a_SafetensorsException_naming_file_and_tensor()
+        {
+            const string Weight = "{\"weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+            // Invalid UTF-8 in a tensor name: 'e' (0x65) becomes 0xE5, a lead byte without its continuation bytes.
+            var e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "weight", 1), "'w\\xE5ight'", "not valid UTF-8");
+            Assert.Equal("w\\xE5ight", e.TensorName);
+            // A lone surrogate escape in a name (serde_json rejects it; it is no Unicode character).
+            e = Corrupt(Build("{\"w\\ud800\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]), "'w\\ud800'", "surrogate");
+            Assert.Equal("w\\ud800", e.TensorName);
+            // Invalid UTF-8 or surrogates in a dtype, a field name or the metadata.
+            e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "F32", 0), "'weight'", "dtype", "not valid UTF-8");
+            Assert.Equal("weight", e.TensorName);
+            e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "shape", 2), "'weight'", "not valid UTF-8");
+            Assert.Equal("weight", e.TensorName);
+            Corrupt(FlipHighBit(Build("{\"__metadata__\":{\"format\":\"pt\"}}", Array.Empty<byte>()), "pt", 0), "metadata", "not valid UTF-8");
+            Corrupt(Build("{\"__metadata__\":{\"k\\udc00\":\"pt\"}}", Array.Empty<byte>()), "metadata", "surrogate");
+
+            // data_offsets that are not two non-negative integers.
+            foreach (var offsets in new[] { "[\"a\",4]", "[0,\"8\"]", "[0.0,8]", "[0,8.5]", "[null,8]", "[[0],8]", "[0,{}]", "[0]", "[0,8,8]", "[-1,8]", "[0,1e1]", "[0,99999999999999999999]", "{}", "8" })
+            {
+                e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + offsets + "}}", new byte[8]), "'w'", "data_offsets");
+                Assert.Equal("w", e.TensorName);
+            }
+            // Shapes with a dimension that is not a non-negative 64-bit integer.
+            foreach (var shape in new[] { "[\"2\"]", "[2.5]", "[2.0]", "[1e3]", "[99999999999999999999]", "[-1]", "[[2]]", "[true]", "[null]", "{}", "2" })
+            {
+                e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":[0,8]}}", new byte[8]), "'w'", "shape");
+                Assert.Equal("w", e.TensorName);
+            }
+            // A dtype that is not a string.
+            e = Corrupt(Build("{\"w\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]), "'w'", "'dtype'");
+            Assert.Equal("w", e.TensorName);
+        }
+
         [Fact]
         public void Invalid_bool_bytes_are_rejected_on_load()
         {

@@ -257,8 +257,15 @@ namespace ModelDsl.Checkpoints
             if (fileLength < 8)
                 throw Bad(path, null, $"the file is {fileLength} bytes long; a safetensors file starts with an 8-byte header length");
             Span<byte> prefix = stackalloc byte[8];
-            stream.Position = 0;
-            stream.ReadExactly(prefix);
+            try
+            {
+                stream.Position = 0;
+                stream.ReadExactly(prefix);
+            }
+            catch (IOException e) // EndOfStreamException included: the file shrank meanwhile
+            {
+                throw Bad(path, null, $"reading the header length failed: {e.Message}", e);
+            }
             ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
             if (n > MaxHeaderLength)
                 throw Bad(path, null, $"the header length {n} exceeds the limit of {MaxHeaderLength} bytes (corrupt file?)");
@@ -267,95 +274,43 @@ namespace ModelDsl.Checkpoints
             if (n < 2)
                 throw Bad(path, null, $"the header length {n} is too small to hold a JSON object");
             var json = new byte[n];
-            stream.ReadExactly(json);
+            try { stream.ReadExactly(json); }
+            catch (IOException e)
+            {
+                throw Bad(path, null, $"reading the {n}-byte header failed: {e.Message}", e);
+            }
             if (json[0] != (byte)'{')
                 throw Bad(path, null, "the header does not start with '{'");
 
-            JsonDocument document;
-            try
-            {
-                document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
-            }
-            catch (JsonException e)
-            {
-                throw Bad(path, null, $"the header is not valid JSON: {e.Message}", e);
-            }
-            catch (ArgumentException e) // invalid UTF-8 surfaces here in some runtimes
-            {
-                throw Bad(path, null, $"the header is not valid UTF-8 JSON: {e.Message}", e);
-            }
-
             long dataLength = fileLength - 8 - (long)n;
-            var tensors = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            using (document)
-            {
-                var root = document.RootElement;
-                if (root.ValueKind != JsonValueKind.Object)
-                    throw Bad(path, null, $"the header is a JSON {root.ValueKind}, not an object");
-                bool sawMetadata = false;
-                foreach (var property in root.EnumerateObject())
-                {
-                    if (property.Name == MetadataKey)
-                    {
-                        if (sawMetadata) throw Bad(path, null, $"'{MetadataKey}' appears twice in the header");
-                        sawMetadata = true;
-                        ReadMetadata(path, property.Value, metadata);
-                        continue;
-                    }
-                    if (tensors.ContainsKey(property.Name))
-                        throw Bad(path, property.Name, "the name appears twice in the header");
-                    tensors.Add(property.Name, ReadTensorInfo(path, property.Name, property.Value, dataLength));
-                }
-            }
+            var (entries, metadata) = SafetensorsHeaderParser.Parse(path, json);
+            var tensors = new Dictionary<string, SafetensorsTensorInfo>(entries.Count, StringComparer.Ordinal);
+            foreach (var entry in entries)
+                tensors.Add(entry.Name, CheckTensorInfo(path, entry, dataLength));
             CheckCoverage(path, tensors.Values, dataLength);
             return new SafetensorsHeader(path, (long)n, fileLength, tensors, metadata);
         }
 
-        private static void ReadMetadata(string path, JsonElement value, Dictionary<string, string> metadata)
+        private static SafetensorsTensorInfo CheckTensorInfo(string path, SafetensorsHeaderParser.RawEntry entry, long dataLength)
         {
-            if (value.ValueKind == JsonValueKind.Null) return;
-            if (value.ValueKind != JsonValueKind.Object)
-                throw Bad(path, null, $"'{MetadataKey}' must be an object of strings, not a JSON {value.ValueKind}");
-            foreach (var entry in value.EnumerateObject())
-            {
-                if (entry.Value.ValueKind != JsonValueKind.String)
-                    throw Bad(path, null, $"metadata entry '{entry.Name}' must be a string, not a JSON {entry.Value.ValueKind}");
-                if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
-                    throw Bad(path, null, $"metadata entry '{entry.Name}' appears twice");
-            }
-        }
-
-        private static SafetensorsTensorInfo ReadTensorInfo(string path, string name, JsonElement value, long dataLength)
-        {
-            if (name.Length == 0) throw Bad(path, name, "a tensor has an empty name");
-            if (value.ValueKind != JsonValueKind.Object)
-                throw Bad(path, name, $"the entry is a JSON {value.ValueKind}, not an object with dtype, shape and data_offsets");
-            if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
+            string name = entry.Name;
+            if (entry.DType is not { } dtype)
                 throw Bad(path, name, "'dtype' is missing or not a string");
-            string dtype = dtypeElement.GetString()!;
             if (!DTypes.TryGetValue(dtype, out var dt))
                 throw Bad(path, name, $"unknown dtype '{dtype}' (supported: {string.Join(", ", DTypes.Keys)})");
 
-            if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+            if (entry.Shape is not { } shape)
                 throw Bad(path, name, "'shape' is missing or not an array");
-            var shape = new long[shapeElement.GetArrayLength()];
-            int i = 0;
             long numel = 1;
-            foreach (var d in shapeElement.EnumerateArray())
+            foreach (long dim in shape)
             {
-                if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
-                    throw Bad(path, name, $"shape dimension {i} is not an integer");
-                if (dim < 0) throw Bad(path, name, $"shape dimension {i} is negative ({dim})");
-                shape[i++] = dim;
                 try { numel = checked(numel * dim); }
                 catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} has too many elements"); }
             }
 
-            if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
+            if (entry.Offsets is not { } offsets)
                 throw Bad(path, name, "'data_offsets' is missing or not an array [begin, end]");
-            if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < 0)
-                throw Bad(path, name, $"data_offsets {offsets.GetRawText()} are not two non-negative integers");
+            long begin = offsets[0], end = offsets[1];
             if (end < begin)
                 throw Bad(path, name, $"data_offsets [{begin}, {end}] end before they begin");
             if (end > dataLength)
@@ -387,10 +342,6 @@ namespace ModelDsl.Checkpoints
         }
 
         private static SafetensorsException Bad(string path, string? tensor, string what, Exception? inner = null)
-            => new(path, tensor,
-                tensor is null
-                    ? $"Invalid safetensors file '{path}': {what}."
-                    : $"Invalid safetensors file '{path}': tensor '{tensor}': {what}.",
-                inner);
+            => SafetensorsHeaderParser.Bad(path, tensor, what, inner);
     }
 }
