@@ -237,6 +237,39 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void Repeated_fields_in_a_tensor_entry_are_rejected()
+        {
+            // Each of these is accepted by a last-one-wins reader as F32 [2] at [0, 8); serde (the reference) rejects them.
+            foreach (var (field, entry) in new[]
+            {
+                ("dtype", "\"dtype\":\"F64\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]"),
+                ("shape", "\"dtype\":\"F32\",\"shape\":[4],\"shape\":[2],\"data_offsets\":[0,8]"),
+                ("data_offsets", "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4],\"data_offsets\":[0,8]"),
+                ("dtype", "\"dtype\":\"F32\",\"shape\":[2],\"d\\u0074ype\":\"F32\",\"data_offsets\":[0,8]"), // the same name, escaped
+            })
+            {
+                var e = Corrupt(Build("{\"w\":{" + entry + "}}", new byte[8]), "'w'", $"'{field}' appears twice");
+                Assert.Equal("w", e.TensorName);
+            }
+        }
+
+        /// <summary>
+        /// The reference implementation (huggingface/safetensors, TensorInfo derives serde's Deserialize without
+        /// deny_unknown_fields) ignores other fields in a tensor entry; so do we, so that every file it reads loads here.
+        /// </summary>
+        [Fact]
+        public void Unknown_fields_in_a_tensor_entry_are_ignored_like_the_reference_does()
+        {
+            string path = PathOf("extra.safetensors");
+            File.WriteAllBytes(path, Build("{\"w\":{\"dtype\":\"F32\",\"layout\":{\"order\":[\"C\"]},\"shape\":[2],\"data_offsets\":[0,8],\"note\":null}}",
+                BitConverter.GetBytes(1.5f).Concat(BitConverter.GetBytes(-2f)).ToArray()));
+            Assert.Equal(new[] { 1.5f, -2f }, Safetensors.Load(path)["w"].data<float>().ToArray());
+            // Their text must still be valid.
+            Corrupt(FlipHighBit(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"note\":[\"abc\"]}}", new byte[8]), "abc", 1),
+                "'w'", "not valid UTF-8");
+        }
+
+        [Fact]
         public void Invalid_bool_bytes_are_rejected_on_load()
         {
             string path = PathOf("bool.safetensors");

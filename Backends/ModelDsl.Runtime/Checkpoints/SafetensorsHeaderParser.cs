@@ -92,6 +92,8 @@ namespace ModelDsl.Checkpoints
                 if (reader.TokenType == JsonTokenType.EndObject) break;
                 string field = String(ref reader, path, name, "a field name");
                 Next(ref reader, path, name);
+                if ((field == "dtype" && dtype is not null) || (field == "shape" && shape is not null) || (field == "data_offsets" && offsets is not null))
+                    throw Bad(path, name, $"'{field}' appears twice in the entry (which one counts would be a guess; the reference implementation rejects it too)");
                 switch (field)
                 {
                     case "dtype":
