@@ -270,6 +270,43 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void Zero_element_tensor_whose_strides_overflow_is_rejected_before_allocating()
+        {
+            // numel is 0, so the data size checks pass, but a strided library computes strides (and byte offsets) as
+            // products of the other dimensions. libtorch threw ExternalException "Stride calculation overflowed" for the
+            // first and third; the rule (non-zero dimensions x element size fit in a long) also covers the others.
+            foreach (var shape in new[] { "[0,1099511627776,1099511627776]", "[1099511627776,0,1099511627776]", "[0,4611686018427387904,4]", "[0,2305843009213693952]" })
+            {
+                var e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":[0,0]}}", Array.Empty<byte>()), "'w'", "64-bit");
+                Assert.Equal("w", e.TensorName);
+            }
+            string path = PathOf("empty.safetensors");
+            File.WriteAllBytes(path, Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776],\"data_offsets\":[0,0]}}", Array.Empty<byte>()));
+            Assert.Equal(new long[] { 0, 1L << 40 }, Safetensors.Load(path)["w"].shape); // large but representable: fine
+        }
+
+        [Fact]
+        public void Tensor_larger_than_memory_is_refused_before_allocating()
+        {
+            // A valid file whose data buffer claims a terabyte: a sparse file, so it takes no disk space.
+            const long TiB = 1L << 40;
+            string path = PathOf("huge.safetensors");
+            byte[] header = Build("{\"big\":{\"dtype\":\"F32\",\"shape\":[" + (TiB / 4) + "],\"data_offsets\":[0," + TiB + "]}}", Array.Empty<byte>());
+            using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+            {
+                file.Write(header);
+                file.SetLength(header.Length + TiB);
+            }
+            Assert.Equal(TiB, SafetensorsFile.ReadHeader(path).Tensors["big"].ByteLength); // the format allows it
+
+            var e = Assert.Throws<SafetensorsException>(() => Safetensors.Load(path));
+            Assert.Contains(path, e.Message);
+            Assert.Contains("'big'", e.Message);
+            Assert.Contains("memory", e.Message);
+            Assert.Equal("big", e.TensorName);
+        }
+
+        [Fact]
         public void Invalid_bool_bytes_are_rejected_on_load()
         {
             string path = PathOf("bool.safetensors");

@@ -1,6 +1,7 @@
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
@@ -15,6 +16,28 @@ namespace ModelDsl.Checkpoints
     /// tensor's bytes; <see cref="Write"/> writes a file atomically. Backends convert between these bytes and their
     /// tensors (TorchSharp: <c>ModelDsl.TorchSharp.Safetensors</c> and <c>ModuleWeights</c>).
     /// </summary>
+    /// <remarks>
+    /// What <see cref="ReadHeader(string)"/> accepts; anything else is a <see cref="SafetensorsException"/> naming the file
+    /// and, where one is to blame, the tensor (a name that is not valid text is shown by its raw bytes, e.g. <c>w\xE5ight</c>):
+    /// <list type="bullet">
+    /// <item>A header of at most <see cref="MaxHeaderLength"/> bytes that starts with '{' and is one JSON object in valid
+    /// UTF-8, with no escaped unpaired surrogate (<c>"\ud800"</c>), at most 16 levels deep, followed only by whitespace
+    /// (the writers' padding).</item>
+    /// <item>Each tensor entry (any key but "__metadata__", unique, not empty) is an object with exactly one "dtype" (a
+    /// supported dtype string), one "shape" (an array of integers in [0, 2^63)) and one "data_offsets" (two integers
+    /// [begin, end] in [0, 2^63)). A repeated field is an error, as in the reference implementation; other fields are
+    /// ignored, as in the reference implementation (its TensorInfo does not deny unknown fields), but must be valid text.</item>
+    /// <item>Size limit: the product of the shape's non-zero dimensions times the element size must fit in a signed
+    /// 64-bit integer, even when a dimension is 0 and the tensor has no elements, because strided libraries compute
+    /// strides and byte offsets from it (libtorch fails with "Stride calculation overflowed"). end - begin must equal
+    /// the element count times the element size.</item>
+    /// <item>The tensors tile the data buffer exactly: no holes, no overlaps, nothing after the last one.</item>
+    /// <item>"__metadata__", if present, is null or an object of unique string keys and string values.</item>
+    /// </list>
+    /// A valid header can still claim more data than can be loaded (a sparse file holds a terabyte in no disk space):
+    /// loaders call <see cref="CheckFitsInMemory"/>, which refuses what exceeds <see cref="MemoryLimitBytes"/>, before
+    /// allocating anything.
+    /// </remarks>
     public static class SafetensorsFile
     {
         /// <summary>Largest header accepted (the reference implementation's limit).</summary>
@@ -94,6 +117,54 @@ namespace ModelDsl.Checkpoints
             if (info.DType == "BOOL")
                 foreach (byte b in destination)
                     if (b > 1) throw Bad(header.Path, info.Name, $"a BOOL element holds the byte {b}; only 0 and 1 are valid");
+        }
+
+        /// <summary>
+        /// The most bytes a load may allocate at once: the memory .NET reports as available to this process
+        /// (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: the machine's physical memory, or the container's limit).
+        /// A header can claim any size (a sparse file takes no disk space for a terabyte of data), so loaders check the
+        /// tensors they are about to allocate against this before allocating anything (<see cref="CheckFitsInMemory"/>).
+        /// </summary>
+        public static long MemoryLimitBytes
+            => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes is > 0 and var bytes ? bytes : long.MaxValue;
+
+        /// <summary>
+        /// Refuses, before anything is allocated, to load <paramref name="tensors"/> of the file at once when one of them,
+        /// or all of them together, need more than <see cref="MemoryLimitBytes"/>. Allocation may still fail below that
+        /// limit (other memory is in use); that is the allocator's error to report.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The tensors cannot fit; names the file and the largest tensor.</exception>
+        public static void CheckFitsInMemory(SafetensorsHeader header, IEnumerable<SafetensorsTensorInfo> tensors)
+        {
+            ArgumentNullException.ThrowIfNull(header);
+            ArgumentNullException.ThrowIfNull(tensors);
+            long limit = MemoryLimitBytes;
+            long total = 0;
+            int count = 0;
+            SafetensorsTensorInfo? largest = null;
+            foreach (var t in tensors)
+            {
+                count++;
+                total = total > long.MaxValue - t.ByteLength ? long.MaxValue : total + t.ByteLength;
+                if (largest is null || t.ByteLength > largest.ByteLength) largest = t;
+            }
+            if (largest is null || total <= limit) return;
+            string what = largest.ByteLength > limit
+                ? $"tensor '{largest.Name}' ({largest.DType} {largest.ShapeText}) needs {Bytes(largest.ByteLength)}"
+                : $"its {count} tensors need {Bytes(total)} at once (the largest, '{largest.Name}', {Bytes(largest.ByteLength)})";
+            throw new SafetensorsException(header.Path, largest.Name,
+                $"Cannot load safetensors file '{header.Path}': {what}, more than the {Bytes(limit)} of memory this process can use.");
+        }
+
+        private static string Bytes(long bytes)
+        {
+            string[] units = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+            double value = bytes;
+            int unit = -1;
+            while (value >= 1024 && unit < units.Length - 1) { value /= 1024; unit++; }
+            return unit < 0
+                ? string.Create(CultureInfo.InvariantCulture, $"{bytes} bytes")
+                : string.Create(CultureInfo.InvariantCulture, $"{bytes:N0} bytes ({value:0.#} {units[unit]})");
         }
 
         /// <summary>
@@ -301,12 +372,24 @@ namespace ModelDsl.Checkpoints
 
             if (entry.Shape is not { } shape)
                 throw Bad(path, name, "'shape' is missing or not an array");
-            long numel = 1;
+            // Strided libraries compute strides and byte offsets as products of the dimensions even when one of them is
+            // 0 (libtorch: "Stride calculation overflowed"), so the non-zero dimensions times the element size must fit
+            // in a long. This also bounds the element count and the byte length.
+            long span = dt.Size;
+            bool empty = false;
             foreach (long dim in shape)
             {
-                try { numel = checked(numel * dim); }
-                catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} has too many elements"); }
+                empty |= dim == 0;
+                try { span = checked(span * Math.Max(dim, 1)); }
+                catch (OverflowException)
+                {
+                    throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} is too large: its non-zero dimensions times the " +
+                                          $"element size ({dt.Size} bytes) overflow a signed 64-bit integer, so its strides cannot be computed" +
+                                          (empty ? " (even though it has no elements)" : ""));
+                }
             }
+            long expected = empty ? 0 : span;
+            long numel = expected / dt.Size;
 
             if (entry.Offsets is not { } offsets)
                 throw Bad(path, name, "'data_offsets' is missing or not an array [begin, end]");
@@ -315,9 +398,6 @@ namespace ModelDsl.Checkpoints
                 throw Bad(path, name, $"data_offsets [{begin}, {end}] end before they begin");
             if (end > dataLength)
                 throw Bad(path, name, $"data_offsets [{begin}, {end}] run past the end of the data buffer ({dataLength} bytes)");
-            long expected;
-            try { expected = checked(numel * dt.Size); }
-            catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} is too large"); }
             if (end - begin != expected)
                 throw Bad(path, name, $"data_offsets [{begin}, {end}] hold {end - begin} bytes, but {dtype} {SafetensorsHeader.FormatShape(shape)} needs {numel} x {dt.Size} = {expected}");
             return new SafetensorsTensorInfo(name, dtype, shape, begin, end);

@@ -29,7 +29,8 @@ namespace ModelDsl.TorchSharp
         /// first read into a fresh CPU tensor of its stored dtype, and the parameters are overwritten only after all
         /// reads succeeded and the file still has the size its header was read with (a file truncated or rewritten by
         /// another program during the load, or an I/O error, leaves the module unchanged). So a load needs memory for the
-        /// module plus one copy of the tensors it reads. Values are then copied under no_grad with copy_, which converts
+        /// module plus one copy of the tensors it reads; more than <see cref="SafetensorsFile.MemoryLimitBytes"/> is
+        /// refused before anything is allocated. Values are then copied under no_grad with copy_, which converts
         /// the dtype and moves them to the parameter's device. Parameters that share one tensor (tied weights) need it
         /// in the file under one of their names only.
         /// </summary>
@@ -123,6 +124,14 @@ namespace ModelDsl.TorchSharp
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
 
+            try
+            {
+                SafetensorsFile.CheckFitsInMemory(header, assignments.Select(a => a.Info));
+            }
+            catch (SafetensorsException e)
+            {
+                throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
+            }
             BeforeDataRead.Value?.Invoke(path);
 
             // Read everything first, then copy: a read that fails half-way (the file is truncated or rewritten by another

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Runtime.InteropServices;
 using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -51,7 +52,8 @@ namespace ModelDsl.TorchSharp
         /// The caller owns (and disposes) the tensors.
         /// </summary>
         /// <exception cref="SafetensorsException">
-        /// The file is not a valid safetensors file, or it was truncated or changed size while it was read.
+        /// The file is not a valid safetensors file, it was truncated or changed size while it was read, or its tensors
+        /// need more than <see cref="SafetensorsFile.MemoryLimitBytes"/> (checked before anything is allocated).
         /// </exception>
         public static Dictionary<string, Tensor> Load(string path)
         {
@@ -59,6 +61,7 @@ namespace ModelDsl.TorchSharp
             TorchSharpRuntime.EnsureLoaded();
             using var stream = SafetensorsFile.OpenRead(path);
             var header = SafetensorsFile.ReadHeader(stream, path);
+            SafetensorsFile.CheckFitsInMemory(header, header.Tensors.Values);
             var result = new Dictionary<string, Tensor>(header.Tensors.Count, StringComparer.Ordinal);
             try
             {
@@ -124,7 +127,16 @@ namespace ModelDsl.TorchSharp
                 throw new PlatformNotSupportedException("Reading safetensors requires a little-endian machine.");
             var type = ToScalarType(info.DType);
             int size = SafetensorsFile.GetDType(info.DType).Size;
-            var tensor = torch.empty(info.Shape, type, torch.CPU);
+            Tensor tensor;
+            try
+            {
+                tensor = torch.empty(info.Shape, type, torch.CPU);
+            }
+            catch (ExternalException e) // libtorch's allocator: the size passed the checks but is not available now
+            {
+                throw new SafetensorsException(header.Path, info.Name,
+                    $"Cannot load safetensors file '{header.Path}': allocating {info.ByteLength} bytes for tensor '{info.Name}' ({info.DType} {info.ShapeText}) failed: {e.Message}", e);
+            }
             try
             {
                 long count = info.ElementCount;
