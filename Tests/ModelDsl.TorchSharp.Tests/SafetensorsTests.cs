@@ -339,6 +339,49 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void Save_removes_stale_temporary_files_of_its_target_and_nothing_else()
+        {
+            string path = PathOf("model.safetensors");
+            string Hex(char c) => new string(c, 32);
+            // What an interrupted save of this target leaves behind (the process died before the rename).
+            string stale = PathOf($".model.safetensors.{Guid.NewGuid():N}.tmp");
+            string stale2 = PathOf($".model.safetensors.{Hex('a')}.tmp");
+            File.WriteAllBytes(stale, new byte[4096]);
+            File.WriteAllBytes(stale2, new byte[16]);
+            // Similar names that are not this target's temporary files.
+            string[] unrelated =
+            {
+                PathOf($".other.safetensors.{Hex('a')}.tmp"),       // another target
+                PathOf($".model.safetensors.{Hex('A')}.tmp"),       // not a Guid("N") (upper case)
+                PathOf($".model.safetensors.{new string('a', 31)}.tmp"),
+                PathOf($".model.safetensors.{Hex('g')}.tmp"),       // not hexadecimal
+                PathOf($".model.safetensors.{Hex('a')}.tmp.bak"),
+                PathOf($"model.safetensors.{Hex('a')}.tmp"),        // not hidden
+                PathOf($"..model.safetensors.{Hex('a')}.tmp"),
+                PathOf($".model.safetensors.x.{Hex('a')}.tmp"),
+                PathOf(".model.safetensors.tmp"),
+            };
+            foreach (var file in unrelated) File.WriteAllText(file, "keep me");
+            // A temporary file that a save in progress (another process) still holds: never taken from under it.
+            string live = PathOf($".model.safetensors.{Hex('b')}.tmp");
+            using (var writer = new FileStream(live, FileMode.CreateNew, FileAccess.Write, FileShare.Delete))
+            {
+                writer.Write(new byte[8]);
+                Safetensors.Save(path, new Dictionary<string, Tensor> { ["x"] = torch.ones(2) });
+                Assert.True(File.Exists(live));
+            }
+
+            Assert.False(File.Exists(stale));
+            Assert.False(File.Exists(stale2));
+            foreach (var file in unrelated) Assert.Equal("keep me", File.ReadAllText(file));
+            Assert.Equal(new long[] { 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
+            // Once released, the next save removes it too.
+            ModuleWeights.Save(new TwoLayers(), path);
+            Assert.False(File.Exists(live));
+            Assert.Equal(unrelated.Length + 1, Directory.GetFiles(folder).Length);
+        }
+
+        [Fact]
         public void Save_rejects_bad_names()
         {
             string path = PathOf("names.safetensors");

@@ -191,6 +191,16 @@ namespace ModelDsl.Checkpoints
         /// replaces <paramref name="path"/>; a failure leaves no partial file. The header is padded with spaces so the
         /// data buffer starts 8-byte aligned.
         /// </summary>
+        /// <remarks>
+        /// The temporary file is <c>.{file name}.{32 hex digits}.tmp</c> beside <paramref name="path"/> (hidden on Unix).
+        /// An exception removes it, but an interrupted save (the process killed, a power cut) leaves it behind, up to the
+        /// size of the checkpoint; <paramref name="path"/> is then still the previous file (or absent), never a mix. The
+        /// next save to the same <paramref name="path"/> deletes such leftovers first: only files named exactly like that
+        /// for this file name, and only those no save in progress holds open (a save keeps its temporary file open, and so
+        /// locked, until it has been renamed; on Unix these are .NET's advisory locks, which are not taken on NFS/SMB or
+        /// when DOTNET_SYSTEM_IO_DISABLEFILELOCKING is set, where two concurrent saves of one file must be avoided).
+        /// Leftovers of a target that is never saved again stay until removed by hand.
+        /// </remarks>
         /// <exception cref="ArgumentException">A name is empty, reserved or repeated, a dtype is unknown or a dimension negative.</exception>
         /// <exception cref="InvalidOperationException">An entry's callback wrote a different number of bytes than its dtype and shape need.</exception>
         /// <exception cref="IOException">The file cannot be written (e.g. the folder does not exist).</exception>
@@ -233,33 +243,86 @@ namespace ModelDsl.Checkpoints
 
             string full = Path.GetFullPath(path);
             string folder = Path.GetDirectoryName(full) ?? ".";
-            string temp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
+            string fileName = Path.GetFileName(full);
+            RemoveStaleTemporaryFiles(folder, fileName);
+            string temp = Path.Combine(folder, TemporaryPrefix(fileName) + Guid.NewGuid().ToString("N") + TemporarySuffix);
+            FileStream? stream = null;
             try
             {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                // FileShare.Delete: the file can be renamed while open (Windows), and .NET takes a shared advisory lock on
+                // Unix, so a concurrent save's RemoveStaleTemporaryFiles (an exclusive lock) leaves this file alone.
+                stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Delete, 1 << 16);
+                Span<byte> length = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+                stream.Write(length);
+                stream.Write(header);
+                foreach (var (entry, bytes) in entries)
                 {
-                    Span<byte> length = stackalloc byte[8];
-                    BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                    stream.Write(length);
-                    stream.Write(header);
-                    foreach (var (entry, bytes) in entries)
-                    {
-                        long before = stream.Position;
-                        entry.WriteData(stream);
-                        long written = stream.Position - before;
-                        if (written != bytes)
-                            throw new InvalidOperationException(
-                                $"Cannot write '{path}': the data callback of tensor '{entry.Name}' wrote {written} bytes; {entry.DType} {SafetensorsHeader.FormatShape(entry.Shape)} needs {bytes}.");
-                    }
-                    stream.Flush(flushToDisk: true);
+                    long before = stream.Position;
+                    entry.WriteData(stream);
+                    long written = stream.Position - before;
+                    if (written != bytes)
+                        throw new InvalidOperationException(
+                            $"Cannot write '{path}': the data callback of tensor '{entry.Name}' wrote {written} bytes; {entry.DType} {SafetensorsHeader.FormatShape(entry.Shape)} needs {bytes}.");
                 }
-                File.Move(temp, full, overwrite: true);
+                stream.Flush(flushToDisk: true);
+                File.Move(temp, full, overwrite: true); // still open, so still locked until it has its final name
             }
             finally
             {
+                stream?.Dispose();
                 try { if (File.Exists(temp)) File.Delete(temp); }
                 catch (IOException) { /* best effort: the original exception matters more */ }
             }
+        }
+
+        private const string TemporarySuffix = ".tmp";
+
+        /// <summary>Temporary files of a save of <paramref name="fileName"/> are named <c>.{fileName}.{32 hex digits}.tmp</c>.</summary>
+        private static string TemporaryPrefix(string fileName) => "." + fileName + ".";
+
+        /// <summary>
+        /// Deletes the temporary files that interrupted saves of <paramref name="fileName"/> left in
+        /// <paramref name="folder"/>: exactly the names <c>.{fileName}.{Guid "N"}.tmp</c>, and only those that no live save
+        /// holds (each is opened exclusively with delete-on-close; a file still open in a save fails to open and stays).
+        /// Best effort: a file that cannot be removed is left for a later save.
+        /// </summary>
+        private static void RemoveStaleTemporaryFiles(string folder, string fileName)
+        {
+            string prefix = TemporaryPrefix(fileName);
+            List<string> stale;
+            try
+            {
+                stale = Directory.EnumerateFiles(folder)
+                    .Where(file => IsTemporaryName(Path.GetFileName(file), prefix))
+                    .ToList();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return; // the save itself will report a folder it cannot use
+            }
+            foreach (var file in stale)
+            {
+                try
+                {
+                    using var claim = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // In use by a save in progress (locked), already gone, or not ours to delete: leave it.
+                }
+            }
+        }
+
+        private static bool IsTemporaryName(string name, string prefix)
+        {
+            if (name.Length != prefix.Length + 32 + TemporarySuffix.Length
+                || !name.StartsWith(prefix, StringComparison.Ordinal)
+                || !name.EndsWith(TemporarySuffix, StringComparison.Ordinal))
+                return false;
+            foreach (char c in name.AsSpan(prefix.Length, 32))
+                if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c)) return false;
+            return true;
         }
 
         private static byte[] BuildHeader(IEnumerable<(string Name, string DType, IReadOnlyList<long> Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)

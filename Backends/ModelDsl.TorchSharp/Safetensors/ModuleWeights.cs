@@ -163,7 +163,9 @@ namespace ModelDsl.TorchSharp
 
         /// <summary>
         /// Saves <paramref name="module"/>'s parameters and persistent buffers to <paramref name="path"/>, atomically.
-        /// Tensors shared by several names (tied weights) are saved once, under the first name.
+        /// Tensors shared by several names (tied weights) are saved once, under the first name. An interrupted save can
+        /// leave a hidden temporary file beside <paramref name="path"/>, which the next save to it removes (see
+        /// <see cref="SafetensorsFile.Write"/>).
         /// </summary>
         public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
         {

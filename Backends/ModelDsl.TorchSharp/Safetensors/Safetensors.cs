@@ -81,7 +81,8 @@ namespace ModelDsl.TorchSharp
         /// Writes <paramref name="tensors"/> (in ordinal name order, so the file is deterministic) and optional metadata
         /// to <paramref name="path"/>, atomically: the data goes to a temporary file in the same folder, which then
         /// replaces <paramref name="path"/>; a failure leaves no partial file. Tensors may live on any device and need not
-        /// be contiguous: contiguous CPU copies are written.
+        /// be contiguous: contiguous CPU copies are written. An interrupted save can leave a hidden temporary file beside
+        /// <paramref name="path"/>, which the next save to it removes (see <see cref="SafetensorsFile.Write"/>).
         /// </summary>
         /// <exception cref="ArgumentException">A name is empty, reserved or repeated, or a dtype cannot be stored.</exception>
         /// <exception cref="IOException">The file cannot be written (e.g. the folder does not exist).</exception>
