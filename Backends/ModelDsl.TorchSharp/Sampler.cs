@@ -70,7 +70,7 @@ namespace ModelDsl.TorchSharp
             options.Validate();
             if (logits.dim() != 2 || logits.shape[1] < 1)
                 throw new ArgumentException(
-                    $"Sampler: logits must have shape [batch, vocab] with vocab >= 1, not {SafetensorsHeader.FormatShape(logits.shape)}.", nameof(logits));
+                    $"Sampler: logits must have shape [batch, vocab] with vocab >= 1, not [{string.Join(", ", logits.shape)}].", nameof(logits));
             if (!logits.is_floating_point())
                 throw new ArgumentException($"Sampler: logits must be floating point, not {logits.dtype}.", nameof(logits));
 

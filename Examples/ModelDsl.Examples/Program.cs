@@ -2,10 +2,12 @@ using System;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using ModelDsl.Checkpoints;
 using ModelDsl.Examples;
+using ModelDsl.Text;
 using ModelDsl.TorchSharp;
-using ModelDsl.TorchSharp.Text;
 using ModelDsl.TorchSharp.Training;
+using ModelDsl.Training;
 
 // The main job: train the declared KjvGpt on the King James Bible (embedded), save a checkpoint and a loss
 // plot, and print a sample. Run with no arguments for the embedded default; `help` lists the options.

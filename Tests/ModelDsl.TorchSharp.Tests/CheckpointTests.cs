@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;
@@ -93,7 +94,7 @@ namespace ModelDsl.TorchSharp.Tests
         {
             using var scope = torch.NewDisposeScope();
             string path = SavedFile(Randomized(211));
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             var expected = HuggingFaceGpt2Names(50, 16, 32, 64, 2);
             Assert.Equal(expected.Keys.OrderBy(k => k, StringComparer.Ordinal), header.Tensors.Keys.OrderBy(k => k, StringComparer.Ordinal));
             Assert.DoesNotContain("lm_head.weight", header.Tensors.Keys);
@@ -112,7 +113,7 @@ namespace ModelDsl.TorchSharp.Tests
             Numerics.Randomize(model, 221);
             model.eval();
             string path = SavedFile(model);
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             var expected = HuggingFaceGpt2Names(50, 16, 32, 64, 2);
             expected["lm_head.weight"] = new long[] { 50, 32 }; // nn.Linear: [out, in]
             Assert.Equal(expected.Keys.OrderBy(k => k, StringComparer.Ordinal), header.Tensors.Keys.OrderBy(k => k, StringComparer.Ordinal));

@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Text.Json;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("all.safetensors");
             Safetensors.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "ünïcode" });
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal("pt", header.Metadata["format"]);
             Assert.Equal("ünïcode", header.Metadata["note"]);
 
@@ -124,7 +125,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("hand.safetensors");
             File.WriteAllBytes(path, Build(json, data.ToArray()));
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal(new[] { "b", "a", "s", "z" }, header.Tensors.Keys);
             Assert.Equal("pt", header.Metadata["format"]);
             Assert.Equal(new long[] { 1, 2 }, header.Tensors["a"].Shape);
@@ -155,7 +156,7 @@ namespace ModelDsl.TorchSharp.Tests
         {
             string path = PathOf("corrupt.safetensors");
             File.WriteAllBytes(path, content);
-            var e = Assert.Throws<SafetensorsException>(() => Safetensors.ReadHeader(path));
+            var e = Assert.Throws<SafetensorsException>(() => SafetensorsFile.ReadHeader(path));
             Assert.Contains(path, e.Message);
             foreach (var text in expected) Assert.Contains(text, e.Message);
             Assert.Throws<SafetensorsException>(() => Safetensors.Load(path));
@@ -191,6 +192,120 @@ namespace ModelDsl.TorchSharp.Tests
             Corrupt(Build("{\"__metadata__\":{\"n\":1}}", Array.Empty<byte>()), "metadata entry 'n'");
         }
 
+        /// <summary>Flips the high bit of the first byte of <paramref name="text"/> after <paramref name="skip"/> bytes of it.</summary>
+        private static byte[] FlipHighBit(byte[] file, string text, int skip)
+        {
+            int at = file.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) + skip;
+            var copy = (byte[])file.Clone();
+            copy[at] ^= 0x80;
+            return copy;
+        }
+
+        [Fact]
+        public void Malformed_header_text_is_a_SafetensorsException_naming_file_and_tensor()
+        {
+            const string Weight = "{\"weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+            // Invalid UTF-8 in a tensor name: 'e' (0x65) becomes 0xE5, a lead byte without its continuation bytes.
+            var e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "weight", 1), "'w\\xE5ight'", "not valid UTF-8");
+            Assert.Equal("w\\xE5ight", e.TensorName);
+            // A lone surrogate escape in a name (serde_json rejects it; it is no Unicode character).
+            e = Corrupt(Build("{\"w\\ud800\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]), "'w\\ud800'", "surrogate");
+            Assert.Equal("w\\ud800", e.TensorName);
+            // Invalid UTF-8 or surrogates in a dtype, a field name or the metadata.
+            e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "F32", 0), "'weight'", "dtype", "not valid UTF-8");
+            Assert.Equal("weight", e.TensorName);
+            e = Corrupt(FlipHighBit(Build(Weight, new byte[8]), "shape", 2), "'weight'", "not valid UTF-8");
+            Assert.Equal("weight", e.TensorName);
+            Corrupt(FlipHighBit(Build("{\"__metadata__\":{\"format\":\"pt\"}}", Array.Empty<byte>()), "pt", 0), "metadata", "not valid UTF-8");
+            Corrupt(Build("{\"__metadata__\":{\"k\\udc00\":\"pt\"}}", Array.Empty<byte>()), "metadata", "surrogate");
+
+            // data_offsets that are not two non-negative integers.
+            foreach (var offsets in new[] { "[\"a\",4]", "[0,\"8\"]", "[0.0,8]", "[0,8.5]", "[null,8]", "[[0],8]", "[0,{}]", "[0]", "[0,8,8]", "[-1,8]", "[0,1e1]", "[0,99999999999999999999]", "{}", "8" })
+            {
+                e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + offsets + "}}", new byte[8]), "'w'", "data_offsets");
+                Assert.Equal("w", e.TensorName);
+            }
+            // Shapes with a dimension that is not a non-negative 64-bit integer.
+            foreach (var shape in new[] { "[\"2\"]", "[2.5]", "[2.0]", "[1e3]", "[99999999999999999999]", "[-1]", "[[2]]", "[true]", "[null]", "{}", "2" })
+            {
+                e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":[0,8]}}", new byte[8]), "'w'", "shape");
+                Assert.Equal("w", e.TensorName);
+            }
+            // A dtype that is not a string.
+            e = Corrupt(Build("{\"w\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]), "'w'", "'dtype'");
+            Assert.Equal("w", e.TensorName);
+        }
+
+        [Fact]
+        public void Repeated_fields_in_a_tensor_entry_are_rejected()
+        {
+            // Each of these is accepted by a last-one-wins reader as F32 [2] at [0, 8); serde (the reference) rejects them.
+            foreach (var (field, entry) in new[]
+            {
+                ("dtype", "\"dtype\":\"F64\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]"),
+                ("shape", "\"dtype\":\"F32\",\"shape\":[4],\"shape\":[2],\"data_offsets\":[0,8]"),
+                ("data_offsets", "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4],\"data_offsets\":[0,8]"),
+                ("dtype", "\"dtype\":\"F32\",\"shape\":[2],\"d\\u0074ype\":\"F32\",\"data_offsets\":[0,8]"), // the same name, escaped
+            })
+            {
+                var e = Corrupt(Build("{\"w\":{" + entry + "}}", new byte[8]), "'w'", $"'{field}' appears twice");
+                Assert.Equal("w", e.TensorName);
+            }
+        }
+
+        /// <summary>
+        /// The reference implementation (huggingface/safetensors, TensorInfo derives serde's Deserialize without
+        /// deny_unknown_fields) ignores other fields in a tensor entry; so do we, so that every file it reads loads here.
+        /// </summary>
+        [Fact]
+        public void Unknown_fields_in_a_tensor_entry_are_ignored_like_the_reference_does()
+        {
+            string path = PathOf("extra.safetensors");
+            File.WriteAllBytes(path, Build("{\"w\":{\"dtype\":\"F32\",\"layout\":{\"order\":[\"C\"]},\"shape\":[2],\"data_offsets\":[0,8],\"note\":null}}",
+                BitConverter.GetBytes(1.5f).Concat(BitConverter.GetBytes(-2f)).ToArray()));
+            Assert.Equal(new[] { 1.5f, -2f }, Safetensors.Load(path)["w"].data<float>().ToArray());
+            // Their text must still be valid.
+            Corrupt(FlipHighBit(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"note\":[\"abc\"]}}", new byte[8]), "abc", 1),
+                "'w'", "not valid UTF-8");
+        }
+
+        [Fact]
+        public void Zero_element_tensor_whose_strides_overflow_is_rejected_before_allocating()
+        {
+            // numel is 0, so the data size checks pass, but a strided library computes strides (and byte offsets) as
+            // products of the other dimensions. libtorch threw ExternalException "Stride calculation overflowed" for the
+            // first and third; the rule (non-zero dimensions x element size fit in a long) also covers the others.
+            foreach (var shape in new[] { "[0,1099511627776,1099511627776]", "[1099511627776,0,1099511627776]", "[0,4611686018427387904,4]", "[0,2305843009213693952]" })
+            {
+                var e = Corrupt(Build("{\"w\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":[0,0]}}", Array.Empty<byte>()), "'w'", "64-bit");
+                Assert.Equal("w", e.TensorName);
+            }
+            string path = PathOf("empty.safetensors");
+            File.WriteAllBytes(path, Build("{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776],\"data_offsets\":[0,0]}}", Array.Empty<byte>()));
+            Assert.Equal(new long[] { 0, 1L << 40 }, Safetensors.Load(path)["w"].shape); // large but representable: fine
+        }
+
+        [Fact]
+        public void Tensor_larger_than_memory_is_refused_before_allocating()
+        {
+            // A valid file whose data buffer claims a terabyte: a sparse file, so it takes no disk space.
+            const long TiB = 1L << 40;
+            string path = PathOf("huge.safetensors");
+            byte[] header = Build("{\"big\":{\"dtype\":\"F32\",\"shape\":[" + (TiB / 4) + "],\"data_offsets\":[0," + TiB + "]}}", Array.Empty<byte>());
+            using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+            {
+                file.Write(header);
+                file.SetLength(header.Length + TiB);
+            }
+            Assert.Equal(TiB, SafetensorsFile.ReadHeader(path).Tensors["big"].ByteLength); // the format allows it
+
+            var e = Assert.Throws<SafetensorsException>(() => Safetensors.Load(path));
+            Assert.Contains(path, e.Message);
+            Assert.Contains("'big'", e.Message);
+            Assert.Contains("memory", e.Message);
+            Assert.Equal("big", e.TensorName);
+        }
+
         [Fact]
         public void Invalid_bool_bytes_are_rejected_on_load()
         {
@@ -212,15 +327,58 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("replace.safetensors");
             File.WriteAllText(path, "old content that is not a safetensors file");
             Safetensors.Save(path, tensors);
-            Assert.Equal(new long[] { 2, 2 }, Safetensors.ReadHeader(path).Tensors["x"].Shape);
+            Assert.Equal(new long[] { 2, 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
             Assert.Equal(new[] { path }, Directory.GetFiles(folder)); // no temporary file left
 
             // A failure while writing (here an unsupported dtype) leaves the old file intact and no temp file.
             var bad = new Dictionary<string, Tensor> { ["a"] = torch.ones(2), ["c"] = torch.ones(2, dtype: ScalarType.ComplexFloat32) };
             var error = Assert.Throws<ArgumentException>(() => Safetensors.Save(path, bad));
             Assert.Contains("'c'", error.Message);
-            Assert.Equal(new long[] { 2, 2 }, Safetensors.ReadHeader(path).Tensors["x"].Shape);
+            Assert.Equal(new long[] { 2, 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
             Assert.Equal(new[] { path }, Directory.GetFiles(folder));
+        }
+
+        [Fact]
+        public void Save_removes_stale_temporary_files_of_its_target_and_nothing_else()
+        {
+            string path = PathOf("model.safetensors");
+            string Hex(char c) => new string(c, 32);
+            // What an interrupted save of this target leaves behind (the process died before the rename).
+            string stale = PathOf($".model.safetensors.{Guid.NewGuid():N}.tmp");
+            string stale2 = PathOf($".model.safetensors.{Hex('a')}.tmp");
+            File.WriteAllBytes(stale, new byte[4096]);
+            File.WriteAllBytes(stale2, new byte[16]);
+            // Similar names that are not this target's temporary files.
+            string[] unrelated =
+            {
+                PathOf($".other.safetensors.{Hex('a')}.tmp"),       // another target
+                PathOf($".model.safetensors.{Hex('A')}.tmp"),       // not a Guid("N") (upper case)
+                PathOf($".model.safetensors.{new string('a', 31)}.tmp"),
+                PathOf($".model.safetensors.{Hex('g')}.tmp"),       // not hexadecimal
+                PathOf($".model.safetensors.{Hex('a')}.tmp.bak"),
+                PathOf($"model.safetensors.{Hex('a')}.tmp"),        // not hidden
+                PathOf($"..model.safetensors.{Hex('a')}.tmp"),
+                PathOf($".model.safetensors.x.{Hex('a')}.tmp"),
+                PathOf(".model.safetensors.tmp"),
+            };
+            foreach (var file in unrelated) File.WriteAllText(file, "keep me");
+            // A temporary file that a save in progress (another process) still holds: never taken from under it.
+            string live = PathOf($".model.safetensors.{Hex('b')}.tmp");
+            using (var writer = new FileStream(live, FileMode.CreateNew, FileAccess.Write, FileShare.Delete))
+            {
+                writer.Write(new byte[8]);
+                Safetensors.Save(path, new Dictionary<string, Tensor> { ["x"] = torch.ones(2) });
+                Assert.True(File.Exists(live));
+            }
+
+            Assert.False(File.Exists(stale));
+            Assert.False(File.Exists(stale2));
+            foreach (var file in unrelated) Assert.Equal("keep me", File.ReadAllText(file));
+            Assert.Equal(new long[] { 2 }, SafetensorsFile.ReadHeader(path).Tensors["x"].Shape);
+            // Once released, the next save removes it too.
+            ModuleWeights.Save(new TwoLayers(), path);
+            Assert.False(File.Exists(live));
+            Assert.Equal(unrelated.Length + 1, Directory.GetFiles(folder).Length);
         }
 
         [Fact]
@@ -268,7 +426,7 @@ namespace ModelDsl.TorchSharp.Tests
             string path = PathOf("model.safetensors");
             ModuleWeights.Save(source, path, new Dictionary<string, string> { ["format"] = "pt" });
 
-            var header = Safetensors.ReadHeader(path);
+            var header = SafetensorsFile.ReadHeader(path);
             Assert.Equal(new[] { "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "steps" }, header.Tensors.Keys);
 
             torch.manual_seed(2);
@@ -375,7 +533,7 @@ namespace ModelDsl.TorchSharp.Tests
             var source = new Tied();
             string path = PathOf("tied.safetensors");
             ModuleWeights.Save(source, path);
-            var names = Safetensors.ReadHeader(path).Tensors.Keys.ToList();
+            var names = SafetensorsFile.ReadHeader(path).Tensors.Keys.ToList();
             Assert.Single(names);
             Assert.Equal(source.named_parameters().First().name, names[0]);
 
@@ -383,6 +541,69 @@ namespace ModelDsl.TorchSharp.Tests
             ModuleWeights.Load(target, path, "TiedLm");
             Assert.Equal(Bytes(source.wte.weight!), Bytes(target.wte.weight!));
             Assert.Equal(Bytes(source.wte.weight!), Bytes(target.lm_head.weight!));
+        }
+
+        [Fact]
+        public void File_truncated_between_header_and_data_reads_leaves_every_parameter_unchanged()
+        {
+            // Large enough (~230 KB) that the reader's 64 KiB buffer cannot already hold the end of the file.
+            torch.manual_seed(11);
+            var source = new TwoLayers(hidden: 8192);
+            using (torch.no_grad()) source.get_buffer("steps")!.fill_(7);
+            string path = PathOf("growing.safetensors");
+            ModuleWeights.Save(source, path);
+            var last = SafetensorsFile.ReadHeader(path).Tensors.Values.MaxBy(t => t.Begin)!;
+            Assert.Equal("steps", last.Name); // the last tensor in the file is the last one read
+
+            torch.manual_seed(12);
+            var model = new TwoLayers(hidden: 8192);
+            var before = Snapshot(model);
+            // Another program rewrites the file after the header was read: the data now ends inside 'steps'.
+            ModuleWeights.BeforeDataRead.Value = p =>
+            {
+                using var writer = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                writer.SetLength(writer.Length - 3);
+            };
+            try
+            {
+                var e = Assert.Throws<SafetensorsException>(() => ModuleWeights.Load(model, path, "TinyMlp"));
+                Assert.Contains(path, e.Message);
+                Assert.Contains("'steps'", e.Message);
+                Assert.Contains("the file ended while reading", e.Message);
+                Assert.Equal("steps", e.TensorName);
+            }
+            finally
+            {
+                ModuleWeights.BeforeDataRead.Value = null;
+            }
+            Assert.Equal(before, Snapshot(model)); // all-or-nothing: fc1 and fc2 were read before the failure
+        }
+
+        [Fact]
+        public void File_that_changes_size_during_the_load_is_rejected_and_nothing_is_copied()
+        {
+            var source = new TwoLayers();
+            string path = PathOf("appended.safetensors");
+            ModuleWeights.Save(source, path);
+            var model = new TwoLayers();
+            var before = Snapshot(model);
+            // Every tensor's bytes are still there, but the file is not the one whose header was read.
+            ModuleWeights.BeforeDataRead.Value = p =>
+            {
+                using var writer = new FileStream(p, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                writer.Write(new byte[16]);
+            };
+            try
+            {
+                var e = Assert.Throws<SafetensorsException>(() => ModuleWeights.Load(model, path, "TinyMlp"));
+                Assert.Contains(path, e.Message);
+                Assert.Contains("changed while it was read", e.Message);
+            }
+            finally
+            {
+                ModuleWeights.BeforeDataRead.Value = null;
+            }
+            Assert.Equal(before, Snapshot(model));
         }
 
         [Fact]

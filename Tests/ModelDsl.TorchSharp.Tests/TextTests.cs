@@ -2,7 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using System.Text;
-using ModelDsl.TorchSharp.Text;
+using ModelDsl.Text;
 using Xunit;
 
 namespace ModelDsl.TorchSharp.Tests

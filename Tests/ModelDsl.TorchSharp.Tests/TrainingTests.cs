@@ -3,8 +3,9 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using ModelDsl.TorchSharp.Text;
+using ModelDsl.Text;
 using ModelDsl.TorchSharp.Training;
+using ModelDsl.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
@@ -114,6 +115,42 @@ namespace ModelDsl.TorchSharp.Tests
             var data = new TokenBatches(Enumerable.Repeat(1, 100).ToArray(), 2, validationFraction: 0.1);
             var e = Assert.Throws<ArgumentException>(() => data.Sampler(DataSplit.Validation, 1, 10, 0));
             Assert.Contains("validation split has 10 tokens", e.Message);
+        }
+
+        /// <summary>
+        /// Values recorded from the sampler before it was split into the neutral TokenWindowSampler and the TorchSharp
+        /// BatchSampler: a seed must keep giving the same windows, on every backend.
+        /// </summary>
+        [Fact]
+        public void Batches_for_a_seed_are_the_pinned_values_on_both_layers()
+        {
+            int[] tokens = Enumerable.Range(0, 1000).Select(i => (i * 7 + i / 13) % 97).ToArray();
+            var data = new TokenBatches(tokens, 97, 0.1);
+            Assert.Equal(new[] { 344, 14, 796, 515, 399, 220, 413, 290 }, data.Sampler(DataSplit.Train, 8, 16, 7).NextStarts());
+            Assert.Equal(new[] { 344, 14, 796, 515, 399, 220, 413, 290 }, data.Windows(DataSplit.Train, 8, 16, 7).NextStarts());
+            Assert.Equal(new[] { 50, 6, 36, 0 }, data.Windows(DataSplit.Validation, 4, 16, 1234567890123UL).NextStarts());
+
+            long[][] expected =
+            {
+                new long[] { 36, 43, 50, 57, 64, 42, 49, 56, 63, 70, 16, 23, 30, 37, 44 },
+                new long[] { 43, 50, 57, 64, 71, 49, 56, 63, 70, 77, 23, 30, 37, 44, 51 },
+                new long[] { 45, 52, 59, 66, 74, 46, 53, 60, 67, 74, 66, 73, 80, 88, 95 },
+                new long[] { 52, 59, 66, 74, 81, 53, 60, 67, 74, 82, 73, 80, 88, 95, 5 },
+            };
+            using var scope = torch.NewDisposeScope();
+            var tensors = data.Sampler(DataSplit.Train, 3, 5, 42);
+            var windows = data.Windows(DataSplit.Train, 3, 5, 42);
+            long[] ids = new long[15], targets = new long[15];
+            for (int batch = 0; batch < 2; batch++)
+            {
+                var (x, y) = tensors.Next();
+                Assert.Equal(expected[2 * batch], x.data<long>().ToArray());
+                Assert.Equal(expected[2 * batch + 1], y.data<long>().ToArray());
+                windows.Next(ids, targets);
+                Assert.Equal(expected[2 * batch], ids);
+                Assert.Equal(expected[2 * batch + 1], targets);
+            }
+            Assert.Throws<ArgumentException>(() => windows.Next(new long[14], targets));
         }
 
         [Fact]

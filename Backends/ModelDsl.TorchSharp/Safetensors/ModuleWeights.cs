@@ -4,6 +4,8 @@ using System.IO;
 using System.Linq;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Threading;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,16 +15,38 @@ namespace ModelDsl.TorchSharp
     public static class ModuleWeights
     {
         /// <summary>
+        /// Test hook: called with the path after the header has been read and checked against the module, before any
+        /// tensor data is read, so a test can change the file in between (as another program writing it would).
+        /// </summary>
+        internal static readonly AsyncLocal<Action<string>?> BeforeDataRead = new();
+
+        /// <summary>
         /// Loads the safetensors file at <paramref name="path"/> into <paramref name="module"/>'s parameters and
         /// persistent buffers. <paramref name="mapName"/> maps a checkpoint name to a parameter name, or returns null to
         /// skip the tensor (default: names are used as they are). Everything is validated before anything is copied: on
         /// any problem the module is left unchanged and one <see cref="SafetensorsException"/> lists every missing,
-        /// unexpected, mis-shaped or unconvertible tensor. Values are copied under no_grad with copy_, which converts
+        /// unexpected, mis-shaped or unconvertible tensor. The load is all-or-nothing for the data too: every tensor is
+        /// first read into a fresh CPU tensor of its stored dtype, and the parameters are overwritten only after all
+        /// reads succeeded and the file still has the size its header was read with (a file truncated or rewritten by
+        /// another program during the load, or an I/O error, leaves the module unchanged). So a load needs memory for the
+        /// module plus one copy of the tensors it reads; more than <see cref="SafetensorsFile.MemoryLimitBytes"/> is
+        /// refused before anything is allocated. Values are then copied under no_grad with copy_, which converts
         /// the dtype and moves them to the parameter's device. Parameters that share one tensor (tied weights) need it
         /// in the file under one of their names only.
+        /// <para>
+        /// <paramref name="tiedCopies"/> maps a checkpoint tensor name to the parameter it must equal, for a model that
+        /// ties two weights into one parameter where checkpoints may store both (GPT-2 with [TiedEmbeddings]:
+        /// "lm_head.weight" -> "transformer.wte.weight"). Such a tensor, when the file has it, is not loaded (and not passed
+        /// to <paramref name="mapName"/>); it is read and compared, after conversion to the parameter's dtype, with the value
+        /// the parameter gets from the same file, and must be equal element for element (NaN matches NaN). Otherwise the
+        /// checkpoint is untied and loading it would silently drop one of its weights, so the load fails, naming both
+        /// tensors, and the module is unchanged. (A file lacking the parameter itself already fails as "missing".)
+        /// </para>
         /// </summary>
-        /// <exception cref="SafetensorsException">The file is invalid or does not match the model.</exception>
-        public static void Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null)
+        /// <exception cref="SafetensorsException">The file is invalid or does not match the model (including an untied copy).</exception>
+        /// <exception cref="ArgumentException"><paramref name="tiedCopies"/> names a parameter the module does not have.</exception>
+        public static void Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
+            IReadOnlyDictionary<string, string>? tiedCopies = null)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
@@ -30,20 +54,26 @@ namespace ModelDsl.TorchSharp
             TorchSharpRuntime.EnsureLoaded();
             string file = Path.GetFileName(path);
 
-            using var stream = Safetensors.OpenRead(path);
+            var targets = Targets(module);
+            var byName = new Dictionary<string, Target>(StringComparer.Ordinal);
+            foreach (var t in targets) byName[t.Name] = t;
+            if (tiedCopies is not null)
+                foreach (var (copy, parameter) in tiedCopies)
+                    if (copy is null || parameter is null || !byName.ContainsKey(parameter))
+                        throw new ArgumentException(
+                            $"tiedCopies maps checkpoint tensor '{copy}' to '{parameter}', which is no parameter or persistent buffer of model '{modelName}'.",
+                            nameof(tiedCopies));
+
+            using var stream = SafetensorsFile.OpenRead(path);
             SafetensorsHeader header;
             try
             {
-                header = Safetensors.ReadHeader(stream, path);
+                header = SafetensorsFile.ReadHeader(stream, path);
             }
             catch (SafetensorsException e)
             {
                 throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
             }
-
-            var targets = Targets(module);
-            var byName = new Dictionary<string, Target>(StringComparer.Ordinal);
-            foreach (var t in targets) byName[t.Name] = t;
 
             var problems = new List<string>();
             string? firstTensor = null;
@@ -54,10 +84,30 @@ namespace ModelDsl.TorchSharp
             }
 
             var assignments = new List<(SafetensorsTensorInfo Info, Target Target)>();
+            var copies = new List<(SafetensorsTensorInfo Info, Target Target)>(); // tied copies to compare, not to load
             var assignedGroups = new Dictionary<int, string>(); // group -> file tensor that fills it
             var unexpected = new List<string>();
             foreach (var info in header.Tensors.Values)
             {
+                if (tiedCopies is not null && tiedCopies.TryGetValue(info.Name, out var tiedTo))
+                {
+                    var tied = byName[tiedTo];
+                    bool same = true;
+                    if (!SameShape(info.Shape, tied.Shape))
+                    {
+                        Problem(info.Name, $"tensor '{info.Name}' in {file} has shape {info.ShapeText}; its tied parameter '{tiedTo}' has " +
+                                           $"{SafetensorsHeader.FormatShape(tied.Shape)}, so the checkpoint is not tied as the model declares");
+                        same = false;
+                    }
+                    if (!Convertible(info.DType, tied.DType))
+                    {
+                        Problem(info.Name, $"tensor '{info.Name}' in {file} has dtype {info.DType}, which cannot be converted to the model's {tied.DType}");
+                        same = false;
+                    }
+                    if (same) copies.Add((info, tied));
+                    continue;
+                }
+
                 string? mapped;
                 try { mapped = mapName is null ? info.Name : mapName(info.Name); }
                 catch (Exception e) when (e is not OutOfMemoryException)
@@ -86,9 +136,7 @@ namespace ModelDsl.TorchSharp
                     Problem(info.Name, $"{label} in {file} has shape {info.ShapeText}; the model expects {SafetensorsHeader.FormatShape(target.Shape)} ({ShapeDifference(info.Shape, target.Shape)})");
                     ok = false;
                 }
-                bool fileFloating = Safetensors.IsFloatingDType(info.DType);
-                bool targetFloating = IsFloating(target.DType);
-                if (fileFloating != targetFloating || (target.DType == ScalarType.Bool) != (info.DType == "BOOL"))
+                if (!Convertible(info.DType, target.DType))
                 {
                     Problem(info.Name, $"{label} in {file} has dtype {info.DType}, which cannot be converted to the model's {target.DType}");
                     ok = false;
@@ -111,20 +159,104 @@ namespace ModelDsl.TorchSharp
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
 
-            using (torch.no_grad())
+            try
             {
-                foreach (var (info, target) in assignments)
+                SafetensorsFile.CheckFitsInMemory(header, assignments.Concat(copies).Select(a => a.Info));
+            }
+            catch (SafetensorsException e)
+            {
+                throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
+            }
+            BeforeDataRead.Value?.Invoke(path);
+
+            // Read everything first, then copy: a read that fails half-way (the file is truncated or rewritten by another
+            // program while we read it, an I/O error) must leave every parameter as it was.
+            var staged = new List<(SafetensorsTensorInfo Info, Tensor Value, Target Target)>(assignments.Count);
+            var stagedCopies = new List<(SafetensorsTensorInfo Info, Tensor Value, Target Target)>(copies.Count);
+            try
+            {
+                try
                 {
-                    using var scope = torch.NewDisposeScope();
-                    var value = Safetensors.ReadTensor(stream, header, info);
-                    target.Tensor.copy_(value);
+                    foreach (var (info, target) in assignments)
+                        staged.Add((info, Safetensors.ReadTensor(stream, header, info), target));
+                    foreach (var (info, target) in copies)
+                        stagedCopies.Add((info, Safetensors.ReadTensor(stream, header, info), target));
+                    SafetensorsFile.CheckUnchanged(stream, header);
                 }
+                catch (SafetensorsException e)
+                {
+                    throw new SafetensorsException(path, e.TensorName, $"Model '{modelName}': {e.Message}", e);
+                }
+
+                foreach (var (copyInfo, copy, target) in stagedCopies)
+                {
+                    // The value the tied parameter gets from this file (or, were it not in the file, the one it has).
+                    var source = staged.FirstOrDefault(s => s.Target.Group == target.Group);
+                    Tensor reference = source.Value ?? target.Tensor;
+                    string referenceLabel = source.Info is null ? $"the model's current '{target.Name}'"
+                        : source.Info.Name == target.Name ? $"tensor '{target.Name}'"
+                        : $"tensor '{source.Info.Name}' (parameter '{target.Name}')";
+                    if (Difference(copy, reference, target.DType) is { } difference)
+                        Problem(copyInfo.Name,
+                            $"tensor '{copyInfo.Name}' in {file} differs from {referenceLabel} ({difference}): the checkpoint is untied, but the " +
+                            $"model declares [TiedEmbeddings] and would use '{target.Name}' for both, ignoring '{copyInfo.Name}'");
+                }
+                if (problems.Count > 0)
+                    throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
+
+                using (torch.no_grad())
+                {
+                    foreach (var (_, value, target) in staged)
+                        target.Tensor.copy_(value);
+                }
+            }
+            finally
+            {
+                foreach (var (_, value, _) in staged) value.Dispose();
+                foreach (var (_, value, _) in stagedCopies) value.Dispose();
             }
         }
 
         /// <summary>
+        /// Null when <paramref name="copy"/> equals <paramref name="reference"/> after both are converted to
+        /// <paramref name="dtype"/> (NaN matches NaN); otherwise how many elements differ and the first difference.
+        /// </summary>
+        private static string? Difference(Tensor copy, Tensor reference, ScalarType dtype)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var a = copy.to(dtype, torch.CPU);
+            var b = reference.detach().to(dtype, torch.CPU);
+            var same = a.eq(b);
+            if (IsFloating(dtype)) same = same.logical_or(a.isnan().logical_and(b.isnan()));
+            var differs = same.logical_not().reshape(-1);
+            long count = differs.sum().item<long>();
+            if (count == 0) return null;
+            long first = differs.to(ScalarType.Int64).argmax().item<long>(); // the first differing element
+            var index = new long[a.dim()];
+            for (long rest = first, d = index.Length - 1; d >= 0; d--)
+            {
+                index[d] = rest % a.shape[d];
+                rest /= a.shape[d];
+            }
+            var flatA = a.reshape(-1);
+            var flatB = b.reshape(-1);
+            string Value(Tensor t) => IsFloating(dtype)
+                ? t[first].to(ScalarType.Float64).item<double>().ToString("G9", System.Globalization.CultureInfo.InvariantCulture)
+                : t[first].to(ScalarType.Int64).item<long>().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return $"{count} of {a.numel()} elements, the first at {SafetensorsHeader.FormatShape(index)}: {Value(flatA)} vs {Value(flatB)}";
+        }
+
+        /// <summary>Whether copy_ may convert a file dtype into a parameter: floating into floating, bool into bool, integers into integers.</summary>
+        private static bool Convertible(string fileDType, ScalarType target)
+            => SafetensorsFile.GetDType(fileDType).IsFloating == IsFloating(target)
+               && (target == ScalarType.Bool) == (fileDType == "BOOL");
+
+        /// <summary>
         /// Saves <paramref name="module"/>'s parameters and persistent buffers to <paramref name="path"/>, atomically.
-        /// Tensors shared by several names (tied weights) are saved once, under the first name.
+        /// Tensors shared by several names (tied weights) are saved once, under the first name. An interrupted save can
+        /// leave a hidden temporary file beside <paramref name="path"/>, which the next save to it removes (see
+        /// <see cref="SafetensorsFile.Write"/>).
         /// </summary>
         public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
         {

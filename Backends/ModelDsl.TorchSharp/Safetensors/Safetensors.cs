@@ -1,88 +1,73 @@
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using System.Text;
-using System.Text.Json;
+using System.Runtime.InteropServices;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ModelDsl.TorchSharp
 {
     /// <summary>
-    /// Reader and writer for the safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of
-    /// UTF-8 JSON describing each tensor (dtype, shape, data_offsets relative to the data buffer) plus optional
-    /// "__metadata__", then the little-endian, row-major data buffer, which the tensors must cover without holes or
-    /// overlaps. The reader validates all of it; tensors are read one at a time straight from the file.
+    /// Safetensors files as TorchSharp tensors. The format itself (header validation, dtype table, atomic writing) is
+    /// the backend-neutral <see cref="SafetensorsFile"/>; this class maps dtypes to <see cref="ScalarType"/>s and moves
+    /// bytes between the file and tensors. Tensors are read one at a time straight from the file.
     /// </summary>
     public static class Safetensors
     {
-        /// <summary>Largest header accepted (the reference implementation's limit).</summary>
-        public const long MaxHeaderLength = 100_000_000;
-
-        private const string MetadataKey = "__metadata__";
         private const int ChunkBytes = 64 << 20;
 
-        private static readonly Dictionary<string, (ScalarType Type, int Size, bool Floating)> DTypes = new()
+        private static readonly Dictionary<string, ScalarType> ScalarTypes = new(StringComparer.Ordinal)
         {
-            ["F64"] = (ScalarType.Float64, 8, true),
-            ["F32"] = (ScalarType.Float32, 4, true),
-            ["F16"] = (ScalarType.Float16, 2, true),
-            ["BF16"] = (ScalarType.BFloat16, 2, true),
-            ["I64"] = (ScalarType.Int64, 8, false),
-            ["I32"] = (ScalarType.Int32, 4, false),
-            ["I16"] = (ScalarType.Int16, 2, false),
-            ["I8"] = (ScalarType.Int8, 1, false),
-            ["U8"] = (ScalarType.Byte, 1, false),
-            ["BOOL"] = (ScalarType.Bool, 1, false),
+            ["F64"] = ScalarType.Float64,
+            ["F32"] = ScalarType.Float32,
+            ["F16"] = ScalarType.Float16,
+            ["BF16"] = ScalarType.BFloat16,
+            ["I64"] = ScalarType.Int64,
+            ["I32"] = ScalarType.Int32,
+            ["I16"] = ScalarType.Int16,
+            ["I8"] = ScalarType.Int8,
+            ["U8"] = ScalarType.Byte,
+            ["BOOL"] = ScalarType.Bool,
         };
-
-        /// <summary>The safetensors dtype strings this implementation reads and writes.</summary>
-        public static IReadOnlyCollection<string> SupportedDTypes => DTypes.Keys;
 
         /// <summary>The TorchSharp scalar type of a safetensors dtype string.</summary>
         /// <exception cref="ArgumentException">Unknown dtype.</exception>
         public static ScalarType ToScalarType(string dtype)
-            => DTypes.TryGetValue(dtype, out var d) ? d.Type
-                : throw new ArgumentException($"Unknown safetensors dtype '{dtype}' (supported: {string.Join(", ", DTypes.Keys)}).", nameof(dtype));
+            => ScalarTypes.TryGetValue(dtype, out var type) ? type
+                : throw new ArgumentException($"Unknown safetensors dtype '{dtype}' (supported: {string.Join(", ", ScalarTypes.Keys)}).", nameof(dtype));
 
         /// <summary>The safetensors dtype string of a TorchSharp scalar type.</summary>
         /// <exception cref="ArgumentException">The type has no safetensors dtype here (e.g. complex).</exception>
         public static string ToDType(ScalarType type)
         {
-            foreach (var (name, d) in DTypes)
-                if (d.Type == type) return name;
-            throw new ArgumentException($"Tensors of type {type} cannot be stored in safetensors (supported: {string.Join(", ", DTypes.Keys)}).", nameof(type));
-        }
-
-        internal static bool IsFloatingDType(string dtype) => DTypes[dtype].Floating;
-
-        /// <summary>Reads and validates the header of the safetensors file at <paramref name="path"/>.</summary>
-        /// <exception cref="SafetensorsException">The file is not a valid safetensors file.</exception>
-        public static SafetensorsHeader ReadHeader(string path)
-        {
-            ArgumentNullException.ThrowIfNull(path);
-            using var stream = OpenRead(path);
-            return ReadHeader(stream, path);
+            foreach (var (name, t) in ScalarTypes)
+                if (t == type) return name;
+            throw new ArgumentException($"Tensors of type {type} cannot be stored in safetensors (supported: {string.Join(", ", ScalarTypes.Keys)}).", nameof(type));
         }
 
         /// <summary>
         /// Reads every tensor of the file as a CPU tensor of the stored dtype (F32 -> float32, BF16 -> bfloat16, ...).
         /// The caller owns (and disposes) the tensors.
         /// </summary>
-        /// <exception cref="SafetensorsException">The file is not a valid safetensors file.</exception>
+        /// <exception cref="SafetensorsException">
+        /// The file is not a valid safetensors file, it was truncated or changed size while it was read, or its tensors
+        /// need more than <see cref="SafetensorsFile.MemoryLimitBytes"/> (checked before anything is allocated).
+        /// </exception>
         public static Dictionary<string, Tensor> Load(string path)
         {
             ArgumentNullException.ThrowIfNull(path);
             TorchSharpRuntime.EnsureLoaded();
-            using var stream = OpenRead(path);
-            var header = ReadHeader(stream, path);
+            using var stream = SafetensorsFile.OpenRead(path);
+            var header = SafetensorsFile.ReadHeader(stream, path);
+            SafetensorsFile.CheckFitsInMemory(header, header.Tensors.Values);
             var result = new Dictionary<string, Tensor>(header.Tensors.Count, StringComparer.Ordinal);
             try
             {
                 foreach (var info in header.Tensors.Values)
                     result.Add(info.Name, ReadTensor(stream, header, info));
+                SafetensorsFile.CheckUnchanged(stream, header);
             }
             catch
             {
@@ -96,7 +81,8 @@ namespace ModelDsl.TorchSharp
         /// Writes <paramref name="tensors"/> (in ordinal name order, so the file is deterministic) and optional metadata
         /// to <paramref name="path"/>, atomically: the data goes to a temporary file in the same folder, which then
         /// replaces <paramref name="path"/>; a failure leaves no partial file. Tensors may live on any device and need not
-        /// be contiguous: contiguous CPU copies are written.
+        /// be contiguous: contiguous CPU copies are written. An interrupted save can leave a hidden temporary file beside
+        /// <paramref name="path"/>, which the next save to it removes (see <see cref="SafetensorsFile.Write"/>).
         /// </summary>
         /// <exception cref="ArgumentException">A name is empty, reserved or repeated, or a dtype cannot be stored.</exception>
         /// <exception cref="IOException">The file cannot be written (e.g. the folder does not exist).</exception>
@@ -104,90 +90,19 @@ namespace ModelDsl.TorchSharp
         {
             ArgumentNullException.ThrowIfNull(path);
             ArgumentNullException.ThrowIfNull(tensors);
-            if (!BitConverter.IsLittleEndian)
-                throw new PlatformNotSupportedException("Writing safetensors requires a little-endian machine.");
             TorchSharpRuntime.EnsureLoaded();
 
-            var entries = new List<(string Name, Tensor Tensor, string DType, long Bytes)>();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var entries = new List<SafetensorsWriteEntry>();
             foreach (var (name, tensor) in tensors)
             {
-                if (string.IsNullOrEmpty(name))
-                    throw new ArgumentException($"Cannot write '{path}': a tensor has an empty name.", nameof(tensors));
-                if (name == MetadataKey)
-                    throw new ArgumentException($"Cannot write '{path}': '{MetadataKey}' is reserved and cannot name a tensor.", nameof(tensors));
-                if (!seen.Add(name))
-                    throw new ArgumentException($"Cannot write '{path}': the tensor name '{name}' appears twice.", nameof(tensors));
                 if (tensor is null || tensor.IsInvalid)
                     throw new ArgumentException($"Cannot write '{path}': tensor '{name}' is null or disposed.", nameof(tensors));
                 string dtype;
                 try { dtype = ToDType(tensor.dtype); }
                 catch (ArgumentException e) { throw new ArgumentException($"Cannot write '{path}': tensor '{name}': {e.Message}", nameof(tensors), e); }
-                long bytes = checked(tensor.numel() * DTypes[dtype].Size);
-                entries.Add((name, tensor, dtype, bytes));
+                entries.Add(new SafetensorsWriteEntry(name, dtype, tensor.shape, stream => WriteTensor(stream, tensor)));
             }
-            entries.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-
-            byte[] header = BuildHeader(entries.Select(e => (e.Name, e.DType, e.Tensor.shape, e.Bytes)), metadata);
-
-            string full = Path.GetFullPath(path);
-            string folder = Path.GetDirectoryName(full) ?? ".";
-            string temp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
-            try
-            {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-                {
-                    Span<byte> length = stackalloc byte[8];
-                    BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                    stream.Write(length);
-                    stream.Write(header);
-                    foreach (var entry in entries)
-                        WriteTensor(stream, entry.Tensor);
-                    stream.Flush(flushToDisk: true);
-                }
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                try { if (File.Exists(temp)) File.Delete(temp); }
-                catch (IOException) { /* best effort: the original exception matters more */ }
-            }
-        }
-
-        private static byte[] BuildHeader(IEnumerable<(string Name, string DType, long[] Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)
-        {
-            var buffer = new MemoryStream();
-            using (var json = new Utf8JsonWriter(buffer))
-            {
-                json.WriteStartObject();
-                if (metadata is { Count: > 0 })
-                {
-                    json.WriteStartObject(MetadataKey);
-                    foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                        json.WriteString(key, value ?? throw new ArgumentException($"Metadata entry '{key}' is null.", nameof(metadata)));
-                    json.WriteEndObject();
-                }
-                long offset = 0;
-                foreach (var (name, dtype, shape, bytes) in entries)
-                {
-                    json.WriteStartObject(name);
-                    json.WriteString("dtype", dtype);
-                    json.WriteStartArray("shape");
-                    foreach (var d in shape) json.WriteNumberValue(d);
-                    json.WriteEndArray();
-                    json.WriteStartArray("data_offsets");
-                    json.WriteNumberValue(offset);
-                    json.WriteNumberValue(offset + bytes);
-                    json.WriteEndArray();
-                    json.WriteEndObject();
-                    offset += bytes;
-                }
-                json.WriteEndObject();
-            }
-            // Pad with spaces so that the data buffer starts 8-byte aligned (8 + N is a multiple of 8).
-            int pad = (int)((8 - buffer.Length % 8) % 8);
-            for (int i = 0; i < pad; i++) buffer.WriteByte((byte)' ');
-            return buffer.ToArray();
+            SafetensorsFile.Write(path, entries, metadata);
         }
 
         private static void WriteTensor(Stream stream, Tensor tensor)
@@ -206,179 +121,33 @@ namespace ModelDsl.TorchSharp
             }
         }
 
-        internal static FileStream OpenRead(string path)
-        {
-            try
-            {
-                return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new SafetensorsException(path, null, $"Cannot open safetensors file '{path}': {e.Message}", e);
-            }
-        }
-
-        internal static SafetensorsHeader ReadHeader(FileStream stream, string path)
-        {
-            long fileLength = stream.Length;
-            if (fileLength < 8)
-                throw Bad(path, null, $"the file is {fileLength} bytes long; a safetensors file starts with an 8-byte header length");
-            Span<byte> prefix = stackalloc byte[8];
-            stream.Position = 0;
-            stream.ReadExactly(prefix);
-            ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-            if (n > MaxHeaderLength)
-                throw Bad(path, null, $"the header length {n} exceeds the limit of {MaxHeaderLength} bytes (corrupt file?)");
-            if (n > (ulong)(fileLength - 8))
-                throw Bad(path, null, $"the header length {n} is larger than the rest of the file ({fileLength - 8} bytes): the file is truncated or corrupt");
-            if (n < 2)
-                throw Bad(path, null, $"the header length {n} is too small to hold a JSON object");
-            var json = new byte[n];
-            stream.ReadExactly(json);
-            if (json[0] != (byte)'{')
-                throw Bad(path, null, "the header does not start with '{'");
-
-            JsonDocument document;
-            try
-            {
-                document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
-            }
-            catch (JsonException e)
-            {
-                throw Bad(path, null, $"the header is not valid JSON: {e.Message}", e);
-            }
-            catch (ArgumentException e) // invalid UTF-8 surfaces here in some runtimes
-            {
-                throw Bad(path, null, $"the header is not valid UTF-8 JSON: {e.Message}", e);
-            }
-
-            long dataLength = fileLength - 8 - (long)n;
-            var tensors = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            using (document)
-            {
-                var root = document.RootElement;
-                if (root.ValueKind != JsonValueKind.Object)
-                    throw Bad(path, null, $"the header is a JSON {root.ValueKind}, not an object");
-                bool sawMetadata = false;
-                foreach (var property in root.EnumerateObject())
-                {
-                    if (property.Name == MetadataKey)
-                    {
-                        if (sawMetadata) throw Bad(path, null, $"'{MetadataKey}' appears twice in the header");
-                        sawMetadata = true;
-                        ReadMetadata(path, property.Value, metadata);
-                        continue;
-                    }
-                    if (tensors.ContainsKey(property.Name))
-                        throw Bad(path, property.Name, "the name appears twice in the header");
-                    tensors.Add(property.Name, ReadTensorInfo(path, property.Name, property.Value, dataLength));
-                }
-            }
-            CheckCoverage(path, tensors.Values, dataLength);
-            return new SafetensorsHeader(path, (long)n, fileLength, tensors, metadata);
-        }
-
-        private static void ReadMetadata(string path, JsonElement value, Dictionary<string, string> metadata)
-        {
-            if (value.ValueKind == JsonValueKind.Null) return;
-            if (value.ValueKind != JsonValueKind.Object)
-                throw Bad(path, null, $"'{MetadataKey}' must be an object of strings, not a JSON {value.ValueKind}");
-            foreach (var entry in value.EnumerateObject())
-            {
-                if (entry.Value.ValueKind != JsonValueKind.String)
-                    throw Bad(path, null, $"metadata entry '{entry.Name}' must be a string, not a JSON {entry.Value.ValueKind}");
-                if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
-                    throw Bad(path, null, $"metadata entry '{entry.Name}' appears twice");
-            }
-        }
-
-        private static SafetensorsTensorInfo ReadTensorInfo(string path, string name, JsonElement value, long dataLength)
-        {
-            if (name.Length == 0) throw Bad(path, name, "a tensor has an empty name");
-            if (value.ValueKind != JsonValueKind.Object)
-                throw Bad(path, name, $"the entry is a JSON {value.ValueKind}, not an object with dtype, shape and data_offsets");
-            if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-                throw Bad(path, name, "'dtype' is missing or not a string");
-            string dtype = dtypeElement.GetString()!;
-            if (!DTypes.TryGetValue(dtype, out var dt))
-                throw Bad(path, name, $"unknown dtype '{dtype}' (supported: {string.Join(", ", DTypes.Keys)})");
-
-            if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-                throw Bad(path, name, "'shape' is missing or not an array");
-            var shape = new long[shapeElement.GetArrayLength()];
-            int i = 0;
-            long numel = 1;
-            foreach (var d in shapeElement.EnumerateArray())
-            {
-                if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
-                    throw Bad(path, name, $"shape dimension {i} is not an integer");
-                if (dim < 0) throw Bad(path, name, $"shape dimension {i} is negative ({dim})");
-                shape[i++] = dim;
-                try { numel = checked(numel * dim); }
-                catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} has too many elements"); }
-            }
-
-            if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
-                throw Bad(path, name, "'data_offsets' is missing or not an array [begin, end]");
-            if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < 0)
-                throw Bad(path, name, $"data_offsets {offsets.GetRawText()} are not two non-negative integers");
-            if (end < begin)
-                throw Bad(path, name, $"data_offsets [{begin}, {end}] end before they begin");
-            if (end > dataLength)
-                throw Bad(path, name, $"data_offsets [{begin}, {end}] run past the end of the data buffer ({dataLength} bytes)");
-            long expected;
-            try { expected = checked(numel * dt.Size); }
-            catch (OverflowException) { throw Bad(path, name, $"shape {SafetensorsHeader.FormatShape(shape)} is too large"); }
-            if (end - begin != expected)
-                throw Bad(path, name, $"data_offsets [{begin}, {end}] hold {end - begin} bytes, but {dtype} {SafetensorsHeader.FormatShape(shape)} needs {numel} x {dt.Size} = {expected}");
-            return new SafetensorsTensorInfo(name, dtype, shape, begin, end);
-        }
-
-        /// <summary>The tensors must tile the data buffer exactly: no holes, no overlaps, nothing after the last.</summary>
-        private static void CheckCoverage(string path, IEnumerable<SafetensorsTensorInfo> tensors, long dataLength)
-        {
-            long position = 0;
-            SafetensorsTensorInfo? previous = null;
-            foreach (var t in tensors.OrderBy(t => t.Begin).ThenBy(t => t.End))
-            {
-                if (t.Begin < position)
-                    throw Bad(path, t.Name, $"its bytes [{t.Begin}, {t.End}) overlap those of '{previous!.Name}' [{previous.Begin}, {previous.End})");
-                if (t.Begin > position)
-                    throw Bad(path, t.Name, $"there is a hole in the data buffer: bytes [{position}, {t.Begin}) before it belong to no tensor");
-                position = t.End;
-                previous = t;
-            }
-            if (position != dataLength)
-                throw Bad(path, null, $"the data buffer holds {dataLength} bytes but the tensors cover only the first {position}");
-        }
-
         /// <summary>Reads one tensor's bytes from <paramref name="stream"/> into a new CPU tensor of its stored dtype.</summary>
-        internal static Tensor ReadTensor(FileStream stream, SafetensorsHeader header, SafetensorsTensorInfo info)
+        internal static Tensor ReadTensor(Stream stream, SafetensorsHeader header, SafetensorsTensorInfo info)
         {
             if (!BitConverter.IsLittleEndian)
                 throw new PlatformNotSupportedException("Reading safetensors requires a little-endian machine.");
-            var dt = DTypes[info.DType];
-            var tensor = torch.empty(info.Shape, dt.Type, torch.CPU);
+            var type = ToScalarType(info.DType);
+            int size = SafetensorsFile.GetDType(info.DType).Size;
+            Tensor tensor;
+            try
+            {
+                tensor = torch.empty(info.Shape, type, torch.CPU);
+            }
+            catch (ExternalException e) // libtorch's allocator: the size passed the checks but is not available now
+            {
+                throw new SafetensorsException(header.Path, info.Name,
+                    $"Cannot load safetensors file '{header.Path}': allocating {info.ByteLength} bytes for tensor '{info.Name}' ({info.DType} {info.ShapeText}) failed: {e.Message}", e);
+            }
             try
             {
                 long count = info.ElementCount;
                 if (count == 0) return tensor;
-                stream.Position = header.DataStart + info.Begin;
                 using var flat = tensor.view(-1);
-                long perChunk = Math.Max(1, ChunkBytes / dt.Size);
+                long perChunk = Math.Max(1, ChunkBytes / size);
                 for (long start = 0; start < count; start += perChunk)
                 {
                     using var part = flat.narrow(0, start, Math.Min(perChunk, count - start));
-                    var span = part.bytes;
-                    try { stream.ReadExactly(span); }
-                    catch (EndOfStreamException e)
-                    {
-                        throw Bad(header.Path, info.Name, "the file ended while reading the tensor's bytes (was it truncated after the header was read?)", e);
-                    }
-                    if (dt.Type == ScalarType.Bool)
-                        foreach (byte b in span)
-                            if (b > 1) throw Bad(header.Path, info.Name, $"a BOOL element holds the byte {b}; only 0 and 1 are valid");
+                    SafetensorsFile.ReadTensorData(stream, header, info, start * size, part.bytes);
                 }
                 return tensor;
             }
@@ -388,12 +157,5 @@ namespace ModelDsl.TorchSharp
                 throw;
             }
         }
-
-        private static SafetensorsException Bad(string path, string? tensor, string what, Exception? inner = null)
-            => new(path, tensor,
-                tensor is null
-                    ? $"Invalid safetensors file '{path}': {what}."
-                    : $"Invalid safetensors file '{path}': tensor '{tensor}': {what}.",
-                inner);
     }
 }

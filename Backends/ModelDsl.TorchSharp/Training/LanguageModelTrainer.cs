@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Threading;
+using ModelDsl.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

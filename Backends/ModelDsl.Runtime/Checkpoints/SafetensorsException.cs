@@ -1,6 +1,6 @@
 using System;
 
-namespace ModelDsl.TorchSharp
+namespace ModelDsl.Checkpoints
 {
     /// <summary>
     /// A safetensors file is invalid, or its tensors do not match the model they are loaded into. The message names

@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 
-namespace ModelDsl.TorchSharp.Training
+namespace ModelDsl.Training
 {
     /// <summary>A validation measurement: mean loss over the evaluation batches after <see cref="Step"/> optimizer steps.</summary>
     public readonly record struct EvaluationPoint(int Step, double Loss);

@@ -4,7 +4,7 @@ using System.IO;
 using System.Linq;
 using ScottPlot;
 
-namespace ModelDsl.TorchSharp.Training
+namespace ModelDsl.Training
 {
     /// <summary>A horizontal reference line on a loss plot (e.g. the unigram entropy the model must beat).</summary>
     public readonly record struct ReferenceLine(string Label, double Loss);

@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 
-namespace ModelDsl.TorchSharp
+namespace ModelDsl.Checkpoints
 {
     /// <summary>One tensor's entry in a safetensors header. Offsets are relative to the start of the data buffer.</summary>
     /// <param name="Name">The tensor's name in the file.</param>
@@ -63,6 +63,11 @@ namespace ModelDsl.TorchSharp
         /// <summary>The "__metadata__" entries (empty when the file has none).</summary>
         public IReadOnlyDictionary<string, string> Metadata { get; }
 
-        internal static string FormatShape(IReadOnlyList<long> shape) => "[" + string.Join(", ", shape) + "]";
+        /// <summary>Formats a shape as "[a, b]", as the messages of this library do.</summary>
+        public static string FormatShape(IReadOnlyList<long> shape)
+        {
+            ArgumentNullException.ThrowIfNull(shape);
+            return "[" + string.Join(", ", shape) + "]";
+        }
     }
 }

@@ -7,7 +7,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace ModelDsl.TorchSharp.Text
+namespace ModelDsl.Text
 {
     /// <summary>
     /// A character-level tokenizer: one token per Unicode scalar value (a surrogate pair is one character), ids

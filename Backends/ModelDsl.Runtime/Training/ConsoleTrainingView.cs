@@ -2,7 +2,7 @@ using System;
 using System.Globalization;
 using Spectre.Console;
 
-namespace ModelDsl.TorchSharp.Training
+namespace ModelDsl.Training
 {
     /// <summary>
     /// Shows training in the console: a live Spectre.Console progress bar (step, smoothed loss, learning rate,

@@ -1,6 +1,6 @@
 using System;
 
-namespace ModelDsl.TorchSharp.Text
+namespace ModelDsl.Text
 {
     /// <summary>Information-theoretic baselines for language-model losses (natural log: nats, the unit of cross-entropy).</summary>
     public static class Entropy

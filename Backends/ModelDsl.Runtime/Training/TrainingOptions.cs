@@ -1,10 +1,11 @@
 using System;
 using System.Collections.Generic;
 
-namespace ModelDsl.TorchSharp.Training
+namespace ModelDsl.Training
 {
     /// <summary>
-    /// Hyper-parameters of <see cref="LanguageModelTrainer"/>: AdamW with decoupled weight decay on matrices only,
+    /// Hyper-parameters of a backend's language-model trainer (TorchSharp:
+    /// <c>ModelDsl.TorchSharp.Training.LanguageModelTrainer</c>): AdamW with decoupled weight decay on matrices only,
     /// linear warm-up then cosine decay to <see cref="MinLearningRateRatio"/> of the peak (the nanoGPT recipe).
     /// Defaults suit a small character-level model on a CPU.
     /// </summary>
@@ -58,7 +59,7 @@ namespace ModelDsl.TorchSharp.Training
         /// <summary>
         /// On Linux with glibc, return freed native memory to the system every this many steps
         /// (<c>malloc_trim</c>); 0 disables it. Without it RSS grows step after step from allocator fragmentation
-        /// (+282 MiB in 300 steps of a small model here, versus +13 MiB with it); see <see cref="NativeHeap"/>.
+        /// (+282 MiB in 300 steps of a small model here, versus +13 MiB with it); see <c>ModelDsl.TorchSharp.Training.NativeHeap</c>.
         /// </summary>
         public int TrimNativeMemoryEvery { get; init; } = 50;
 

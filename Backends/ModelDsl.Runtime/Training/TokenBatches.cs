@@ -1,8 +1,6 @@
 using System;
-using TorchSharp;
-using static TorchSharp.torch;
 
-namespace ModelDsl.TorchSharp.Training
+namespace ModelDsl.Training
 {
     /// <summary>Which part of a <see cref="TokenBatches"/> corpus to draw from.</summary>
     public enum DataSplit
@@ -54,25 +52,25 @@ namespace ModelDsl.TorchSharp.Training
         public ReadOnlyMemory<int> Tokens(DataSplit split) => split == DataSplit.Train ? TrainTokens : ValidationTokens;
 
         /// <summary>
-        /// A deterministic stream of batches from <paramref name="split"/>: the same seed gives the same windows on
-        /// every platform and .NET version (the generator is SplitMix64, not <see cref="Random"/>).
+        /// A deterministic stream of windows from <paramref name="split"/>: the same seed gives the same windows on
+        /// every platform and .NET version (the generator is SplitMix64, not <see cref="Random"/>). Backends turn the
+        /// filled id and target arrays into their own tensors (TorchSharp: <c>data.Sampler(...)</c>).
         /// </summary>
         /// <exception cref="ArgumentException">The split is shorter than one window of <paramref name="sequenceLength"/> + 1 tokens.</exception>
-        public BatchSampler Sampler(DataSplit split, int batchSize, int sequenceLength, ulong seed, Device? device = null)
-            => new BatchSampler(Tokens(split), split, batchSize, sequenceLength, seed, device);
+        public TokenWindowSampler Windows(DataSplit split, int batchSize, int sequenceLength, ulong seed)
+            => new TokenWindowSampler(Tokens(split), split, batchSize, sequenceLength, seed);
     }
 
-    /// <summary>Draws seeded random windows from one split; see <see cref="TokenBatches.Sampler"/>.</summary>
-    public sealed class BatchSampler
+    /// <summary>
+    /// Draws seeded random windows of <c>T + 1</c> tokens from one split and fills int64 id and target arrays
+    /// [B, T] (row-major); see <see cref="TokenBatches.Windows"/>. Backend-neutral: no tensors here.
+    /// </summary>
+    public sealed class TokenWindowSampler
     {
         private readonly ReadOnlyMemory<int> tokens;
-        private readonly long[] ids;
-        private readonly long[] targets;
-        private readonly long[] shape;
-        private readonly Device? device;
         private ulong state;
 
-        internal BatchSampler(ReadOnlyMemory<int> tokens, DataSplit split, int batchSize, int sequenceLength, ulong seed, Device? device)
+        internal TokenWindowSampler(ReadOnlyMemory<int> tokens, DataSplit split, int batchSize, int sequenceLength, ulong seed)
         {
             if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be positive.");
             if (sequenceLength <= 0) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "The sequence length must be positive.");
@@ -81,13 +79,9 @@ namespace ModelDsl.TorchSharp.Training
                     $"The {split.ToString().ToLowerInvariant()} split has {tokens.Length} tokens, fewer than one window of " +
                     $"sequence length {sequenceLength} + 1 (the shifted target). Use more data, a shorter sequence or a different split.");
             this.tokens = tokens;
-            this.device = device;
             BatchSize = batchSize;
             SequenceLength = sequenceLength;
             Windows = tokens.Length - sequenceLength; // start positions 0 .. Length - T - 1
-            ids = new long[(long)batchSize * sequenceLength];
-            targets = new long[ids.Length];
-            shape = new long[] { batchSize, sequenceLength };
             state = seed;
         }
 
@@ -96,6 +90,9 @@ namespace ModelDsl.TorchSharp.Training
 
         /// <summary>Tokens per row (T).</summary>
         public int SequenceLength { get; }
+
+        /// <summary>Elements of one id (or target) array: B * T.</summary>
+        public long BatchElements => (long)BatchSize * SequenceLength;
 
         /// <summary>Distinct window start positions in the split.</summary>
         public int Windows { get; }
@@ -109,11 +106,17 @@ namespace ModelDsl.TorchSharp.Training
         }
 
         /// <summary>
-        /// The next batch: ids [B, T] and targets [B, T] (int64), targets[b, t] = ids[b, t + 1] of the same window,
-        /// the last target being the token after the window. The tensors join the current dispose scope.
+        /// Fills the next batch, row-major [B, T]: <paramref name="ids"/>[b * T + t] is token t of window b and
+        /// <paramref name="targets"/>[b * T + t] = ids[b * T + t + 1] of the same window, the last target being the
+        /// token after the window. Both spans must hold exactly <see cref="BatchElements"/> values.
         /// </summary>
-        public (Tensor Ids, Tensor Targets) Next()
+        /// <exception cref="ArgumentException">A span has the wrong length.</exception>
+        public void Next(Span<long> ids, Span<long> targets)
         {
+            if (ids.Length != BatchElements)
+                throw new ArgumentException($"The id buffer holds {ids.Length} values; a batch of {BatchSize} x {SequenceLength} needs {BatchElements}.", nameof(ids));
+            if (targets.Length != BatchElements)
+                throw new ArgumentException($"The target buffer holds {targets.Length} values; a batch of {BatchSize} x {SequenceLength} needs {BatchElements}.", nameof(targets));
             var span = tokens.Span;
             int t = SequenceLength;
             for (int b = 0; b < BatchSize; b++)
@@ -127,14 +130,6 @@ namespace ModelDsl.TorchSharp.Training
                     targets[row + i] = window[i + 1];
                 }
             }
-            var x = torch.tensor(ids, shape);
-            var y = torch.tensor(targets, shape);
-            if (device is not null && device.type != DeviceType.CPU)
-            {
-                x = x.to(device);
-                y = y.to(device);
-            }
-            return (x, y);
         }
 
         // SplitMix64 (Steele, Lea, Flood 2014): tiny, full-period, identical everywhere.
