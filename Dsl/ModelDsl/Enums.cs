@@ -13,7 +13,7 @@ namespace ModelDsl
         Relu = 2,
         /// <summary>SiLU-gated linear unit (LLaMA, Mixtral): W2(silu(W1 x) * W3 x).</summary>
         SwiGlu = 3,
-        /// <summary>GELU-gated linear unit (T5 v1.1 "gated-gelu").</summary>
+        /// <summary>GELU-gated linear unit: W2(gelu_tanh(W1 x) * W3 x), as T5 v1.1's "gated-gelu" (gelu_new, the tanh approximation).</summary>
         GeGlu = 4,
     }
 

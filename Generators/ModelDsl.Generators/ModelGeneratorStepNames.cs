@@ -7,8 +7,10 @@ namespace ModelDsl.Generators
         public const string Parse = "ModelDsl.Parse";
         /// <summary>Specs that pass the shared validator.</summary>
         public const string Validate = "ModelDsl.Validate";
-        /// <summary>Spec to block graph.</summary>
-        public const string BuildIr = "ModelDsl.BuildIr";
+        /// <summary>Spec to op graph.</summary>
+        public const string BuildGraph = "ModelDsl.BuildGraph";
+        /// <summary>The full names of every model, for unique hint names.</summary>
+        public const string ModelNames = "ModelDsl.ModelNames";
         /// <summary>Whether the compilation references the TorchSharp runtime.</summary>
         public const string TorchSharpAvailable = "ModelDsl.TorchSharpAvailable";
     }

@@ -15,12 +15,19 @@ namespace ModelDsl.Analyzers.Tests
             """, torchSharp: true);
 
         [Fact]
-        public Task MDSL0100_each_gap_is_reported_at_its_own_argument() => VerifyAsync("""
+        public Task MDSL0100_each_op_kind_the_backend_lacks_is_reported_at_the_attribute_that_asked_for_it() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
-            [Attention(KvHeads = {|MDSL0100:2|}, Window = {|MDSL0100:16|}, Bias = {|MDSL0100:false|})]
-            [FeedForward(Activation = {|MDSL0100:Activation.SwiGlu|}, Bias = {|MDSL0100:false|})]
-            [PreNorm(Kind = {|MDSL0100:NormKind.RmsNorm|})]
-            [{|MDSL0100:MixtureOfExperts(Experts = 4)|}, {|MDSL0100:Lora|}]
+            [FeedForward(Activation = {|MDSL0100:Activation.SwiGlu|}, Bias = false)]
+            [{|MDSL0100:MixtureOfExperts(Experts = 4, Every = 2)|}, {|MDSL0100:Lora|}]
+            public partial record M;
+            """, torchSharp: true);
+
+        [Fact]
+        public Task MDSL0100_passes_for_grouped_query_sliding_window_rms_norm_and_bias_free_layers() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            [Attention(KvHeads = 2, Window = 16, Bias = false)]
+            [FeedForward(Bias = false)]
+            [PreNorm(Kind = NormKind.RmsNorm)]
             public partial record M;
             """, torchSharp: true);
 

@@ -22,6 +22,7 @@ namespace ModelDsl.Generators.Tests
             BaseReferences
                 .Append(MetadataReference.CreateFromFile(typeof(global::TorchSharp.torch).Assembly.Location))
                 .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.TorchSharp.CausalLanguageModel).Assembly.Location))
+                .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.Training.TrainingOptions).Assembly.Location))
                 .ToImmutableArray();
 
         public static CSharpCompilation Compilation(bool torchSharp, params string[] sources)

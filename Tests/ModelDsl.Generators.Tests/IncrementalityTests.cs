@@ -37,7 +37,7 @@ namespace ModelDsl.Generators.Tests
             var result = driver.RunGenerators(edited).GetRunResult().Results.Single();
 
             AssertAllOutputs(result, ModelGeneratorStepNames.Parse, IncrementalStepRunReason.Cached, IncrementalStepRunReason.Unchanged);
-            AssertAllOutputs(result, ModelGeneratorStepNames.BuildIr, IncrementalStepRunReason.Cached, IncrementalStepRunReason.Unchanged);
+            AssertAllOutputs(result, ModelGeneratorStepNames.BuildGraph, IncrementalStepRunReason.Cached, IncrementalStepRunReason.Unchanged);
             Assert.All(result.TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs),
                 output => Assert.Equal(IncrementalStepRunReason.Cached, output.Reason));
         }
@@ -54,7 +54,7 @@ namespace ModelDsl.Generators.Tests
 
             // The spec is recomputed (the file changed) but compares equal, so everything after it is cached.
             AssertAllOutputs(result, ModelGeneratorStepNames.Parse, IncrementalStepRunReason.Unchanged, IncrementalStepRunReason.Cached);
-            AssertAllOutputs(result, ModelGeneratorStepNames.BuildIr, IncrementalStepRunReason.Cached, IncrementalStepRunReason.Unchanged);
+            AssertAllOutputs(result, ModelGeneratorStepNames.BuildGraph, IncrementalStepRunReason.Cached, IncrementalStepRunReason.Unchanged);
             Assert.All(result.TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs),
                 output => Assert.Equal(IncrementalStepRunReason.Cached, output.Reason));
         }
@@ -69,7 +69,7 @@ namespace ModelDsl.Generators.Tests
                 CSharpSyntaxTree.ParseText(Model.Replace("Layers = 2", "Layers = 3"), GeneratorHarness.ParseOptions, path: "Source0.cs"));
             var result = driver.RunGenerators(edited).GetRunResult().Results.Single();
 
-            AssertAllOutputs(result, ModelGeneratorStepNames.BuildIr, IncrementalStepRunReason.Modified);
+            AssertAllOutputs(result, ModelGeneratorStepNames.BuildGraph, IncrementalStepRunReason.Modified);
         }
 
         [Fact]

@@ -63,7 +63,7 @@ namespace ModelDsl.TorchSharp.Tests
         private static Tensor Logits(CausalLanguageModel model)
         {
             using var noGrad = torch.no_grad();
-            return model.Forward(Numerics.RandomIds(2, model.Card.Context, model.Card.Vocab, 7), null);
+            return model.Forward(Numerics.RandomIds(2, model.Card.Context, model.Card.Vocab, 7), null).Logits;
         }
 
         private string SavedFile(CausalLanguageModel model, string name = "model.safetensors")

@@ -62,9 +62,9 @@ namespace ModelDsl.TorchSharp.Tests
             var map = new (Tensor Generated, string Reference, bool Transposed)[]
             {
                 (attn.c_attn.weight, "in_proj_weight", true),   // [E, 3E] (q | k | v columns) vs [3E, E] rows
-                (attn.c_attn.bias, "in_proj_bias", false),
+                (attn.c_attn.bias!, "in_proj_bias", false),
                 (attn.c_proj.weight, "out_proj.weight", true),
-                (attn.c_proj.bias, "out_proj.bias", false),
+                (attn.c_proj.bias!, "out_proj.bias", false),
             };
             CopyInto(reference, map);
 
@@ -73,7 +73,7 @@ namespace ModelDsl.TorchSharp.Tests
             var r = torch.randn(new[] { batch, time, hidden }, dtype, generator: generator);
             var xr = x.detach().clone().requires_grad_();
 
-            var y = attn.Forward(x, null, 1);
+            var y = model.SelfAttention(x, 1, new ForwardState());
             (y * r).sum().backward();
 
             // libtorch's C++ MultiheadAttention is sequence-first [T, B, E]; -inf above the diagonal is additive.
@@ -116,15 +116,15 @@ namespace ModelDsl.TorchSharp.Tests
             var map = new (Tensor Generated, string Reference, bool Transposed)[]
             {
                 (block.attn.c_attn.weight, "self_attn.in_proj_weight", true),
-                (block.attn.c_attn.bias, "self_attn.in_proj_bias", false),
+                (block.attn.c_attn.bias!, "self_attn.in_proj_bias", false),
                 (block.attn.c_proj.weight, "self_attn.out_proj.weight", true),
-                (block.attn.c_proj.bias, "self_attn.out_proj.bias", false),
+                (block.attn.c_proj.bias!, "self_attn.out_proj.bias", false),
                 (block.ln_1.weight!, "norm1.weight", false),
                 (block.ln_1.bias!, "norm1.bias", false),
                 (block.mlp.c_fc.weight, "linear1.weight", true),
-                (block.mlp.c_fc.bias, "linear1.bias", false),
+                (block.mlp.c_fc.bias!, "linear1.bias", false),
                 (block.mlp.c_proj.weight, "linear2.weight", true),
-                (block.mlp.c_proj.bias, "linear2.bias", false),
+                (block.mlp.c_proj.bias!, "linear2.bias", false),
                 (block.ln_2.weight!, "norm2.weight", false),
                 (block.ln_2.bias!, "norm2.bias", false),
             };
@@ -132,7 +132,7 @@ namespace ModelDsl.TorchSharp.Tests
                          reference.Keys.OrderBy(k => k, StringComparer.Ordinal));
             CopyInto(reference, map);
 
-            CompareBlocks(x => block.Forward(x, null, 0),
+            CompareBlocks(x => model.DecoderLayer(x, 0, new ForwardState()),
                           (x, mask) => layer.call(x.transpose(0, 1), mask).transpose(0, 1),
                           map, reference, hidden, dtype, seed: 22, "post-norm block vs TransformerEncoderLayer");
         }
@@ -157,13 +157,12 @@ namespace ModelDsl.TorchSharp.Tests
             Func<Tensor, Tensor> generated;
             if (model is TinyGpt.TorchSharpModel gpt)
             {
-                var block = gpt.transformer.h[1];
-                generated = x => block.Forward(x, null, 1);
+                generated = x => gpt.DecoderLayer(x, 1, new ForwardState());
             }
             else
             {
-                var block = ((TinyUntiedReluGpt.TorchSharpModel)model).transformer.h[1];
-                generated = x => block.Forward(x, null, 1);
+                var relu = (TinyUntiedReluGpt.TorchSharpModel)model;
+                generated = x => relu.DecoderLayer(x, 1, new ForwardState());
             }
             var p = Numerics.Parameters(model);
             string h = "transformer.h.1.";
@@ -324,13 +323,13 @@ namespace ModelDsl.TorchSharp.Tests
             var ids = Numerics.RandomIds(3, model.Card.Context, model.Card.Vocab, 42);
             var targets = Numerics.RandomIds(3, model.Card.Context, model.Card.Vocab, 43);
 
-            var logits = model.Forward(ids, null);
+            var logits = model.Forward(ids, null).Logits;
             var expectedLogits = ReferenceLogits(p, arch, ids);
             Numerics.AssertClose(logits, expectedLogits, atol, rtol, $"{kind} {dtype} logits", log);
 
             // A shorter sequence (T < context): masks and positions must follow T, not the context.
             var shortIds = ids.narrow(1, 0, 7);
-            Numerics.AssertClose(model.Forward(shortIds, null), ReferenceLogits(p, arch, shortIds), atol, rtol, $"{kind} {dtype} logits T=7", log);
+            Numerics.AssertClose(model.Forward(shortIds, null).Logits, ReferenceLogits(p, arch, shortIds), atol, rtol, $"{kind} {dtype} logits T=7", log);
 
             model.zero_grad();
             var loss = model.Loss(ids, targets);
@@ -360,7 +359,7 @@ namespace ModelDsl.TorchSharp.Tests
             model.eval();
             var ids = Numerics.RandomIds(2, 16, 50, 52);
             var targets = Numerics.RandomIds(2, 16, 50, 53);
-            var logits = model.Forward(ids, null);
+            var logits = model.Forward(ids, null).Logits;
 
             var loss = model.Loss(ids, targets);
             Numerics.AssertClose(loss, nn.functional.cross_entropy(logits.view(-1, 50), targets.view(-1)), atol, rtol, $"{dtype} Loss vs cross_entropy", log);
@@ -384,9 +383,9 @@ namespace ModelDsl.TorchSharp.Tests
             Numerics.Randomize(model, 61);
             var ids = Numerics.RandomIds(2, 16, 50, 62);
             model.train();
-            double trainingDifference = (model.Forward(ids, null) - model.Forward(ids, null)).abs().max().item<double>();
+            double trainingDifference = (model.Forward(ids, null).Logits - model.Forward(ids, null).Logits).abs().max().item<double>();
             model.eval();
-            double evalDifference = (model.Forward(ids, null) - model.Forward(ids, null)).abs().max().item<double>();
+            double evalDifference = (model.Forward(ids, null).Logits - model.Forward(ids, null).Logits).abs().max().item<double>();
             log.WriteLine($"two training-mode forwards differ by {trainingDifference:E2}; two eval-mode forwards by {evalDifference:E2}");
             Assert.True(trainingDifference > 1e-3, "dropout 0.1 should change the logits in training mode");
             Assert.Equal(0.0, evalDifference);

@@ -36,24 +36,24 @@ namespace ModelDsl.TorchSharp.Tests
             using var scope = torch.NewDisposeScope();
             var model = CreateModel(101);
             var ids = Numerics.RandomIds(2, TinyGpt.Card.Context, TinyGpt.Card.Vocab, 102);
-            var full = model.Forward(ids, null);
+            var full = model.Forward(ids, null).Logits;
 
             using var noGrad = torch.no_grad();
             using var cache = model.CreateCache(2);
-            var prefill = model.Forward(ids.narrow(1, 0, 5), cache);
+            var prefill = model.Forward(ids.narrow(1, 0, 5), cache).Logits;
             Assert.Equal(5, cache.Length);
             Numerics.AssertClose(prefill, full.narrow(1, 0, 5), Atol, Rtol, "prefill of 5 positions", log);
             double worst = 0;
             for (int t = 5; t < TinyGpt.Card.Context; t++)
             {
-                var step = model.Forward(ids.narrow(1, t, 1), cache);
+                var step = model.Forward(ids.narrow(1, t, 1), cache).Logits;
                 worst = Math.Max(worst, Numerics.AssertClose(step, full.narrow(1, t, 1), Atol, Rtol, $"cached step at position {t}"));
             }
             log.WriteLine($"cached single-token steps 5..15: max |diff| = {worst:E2}");
             Assert.Equal(TinyGpt.Card.Context, cache.Length);
 
             // The cache is full: one more position is past the context and must be refused, not written out of bounds.
-            var overflow = Assert.ThrowsAny<ArgumentException>(() => model.Forward(ids.narrow(1, 0, 1), cache));
+            var overflow = Assert.ThrowsAny<ArgumentException>(() => model.Forward(ids.narrow(1, 0, 1), cache).Logits);
             Assert.Contains("TinyGpt", overflow.Message);
             Assert.Contains("16", overflow.Message);
         }
@@ -69,14 +69,14 @@ namespace ModelDsl.TorchSharp.Tests
             var model = CreateModel(111);
             model.to(dtype);
             var ids = Numerics.RandomIds(3, TinyGpt.Card.Context, TinyGpt.Card.Vocab, 112);
-            var full = model.Forward(ids, null);
+            var full = model.Forward(ids, null).Logits;
 
             using var noGrad = torch.no_grad();
             using var cache = model.CreateCache(3);
             int offset = 0;
             foreach (int chunk in new[] { 4, 5, 1, 6 })
             {
-                var logits = model.Forward(ids.narrow(1, offset, chunk), cache);
+                var logits = model.Forward(ids.narrow(1, offset, chunk), cache).Logits;
                 Numerics.AssertClose(logits, full.narrow(1, offset, chunk), atol, rtol, $"{dtype} chunk of {chunk} after {offset} cached", log);
                 offset += chunk;
                 Assert.Equal(offset, cache.Length);
@@ -103,7 +103,7 @@ namespace ModelDsl.TorchSharp.Tests
                 for (int i = 0; i < 9; i++)
                 {
                     using var step = torch.NewDisposeScope();
-                    var logits = model.Forward(torch.tensor(expected.Select(t => (long)t).ToArray()).unsqueeze(0), null);
+                    var logits = model.Forward(torch.tensor(expected.Select(t => (long)t).ToArray()).unsqueeze(0), null).Logits;
                     expected.Add((int)logits[0, -1].argmax().item<long>());
                 }
             log.WriteLine($"greedy: {string.Join(" ", first)}");
@@ -146,7 +146,7 @@ namespace ModelDsl.TorchSharp.Tests
                     using var step = torch.NewDisposeScope();
                     if (expected.Count - start > context) start = expected.Count - keep;
                     var window = expected.Skip(start).Select(t => (long)t).ToArray();
-                    expected.Add((int)model.Forward(torch.tensor(window).unsqueeze(0), null)[0, -1].argmax().item<long>());
+                    expected.Add((int)model.Forward(torch.tensor(window).unsqueeze(0), null).Logits[0, -1].argmax().item<long>());
                 }
             Assert.Equal(prompt.Length + 40, generated.Length);
             Assert.Equal(expected, generated);
@@ -165,7 +165,7 @@ namespace ModelDsl.TorchSharp.Tests
 
             void Rejects(Tensor ids, params string[] fragments)
             {
-                var e = Assert.ThrowsAny<ArgumentException>(() => model.Forward(ids, null));
+                var e = Assert.ThrowsAny<ArgumentException>(() => model.Forward(ids, null).Logits);
                 log.WriteLine(e.GetType().Name + ": " + e.Message);
                 Assert.Contains("TinyGpt", e.Message);
                 foreach (var fragment in fragments) Assert.Contains(fragment, e.Message);

@@ -44,6 +44,23 @@ namespace ModelDsl.TorchSharp.Tests
     [LearnedPositions, PreNorm, TiedEmbeddings]
     public partial record TrainGpt;
 
+    /// <summary>A causal language model written by hand for runtime tests (trainer, sampler), with a minimal card.</summary>
+    public abstract class HandWrittenLanguageModel : CausalLanguageModel
+    {
+        protected HandWrittenLanguageModel(ModelCard card) : base(card) { }
+
+        public static ModelCard CardFor(string name, int vocab, int context, int hidden, long parameters)
+            => new(name, "Decoder", "none", "CausalLanguageModel", vocab, context, hidden, heads: 1, kvHeads: 1, headDim: hidden,
+                encoderLayers: 0, decoderLayers: 1, inner: 0, classes: 0, segmentTypes: 0, imageSize: 0, patchSize: 0, channels: 0,
+                experts: 0, topK: 0, parameterCount: parameters, forwardFlops: Array.Empty<CostTerm>(), activationBytes: Array.Empty<CostTerm>());
+
+        protected override CheckpointNames CheckpointNames { get; } = new("none", null, Array.Empty<string>(), Array.Empty<(string, string)>());
+
+        public override void ResetParameters() { }
+
+        protected override Tensor TaskLoss(Tensor logits, Tensor targets) => CrossEntropy(logits, targets);
+    }
+
     /// <summary>Shared helpers of the numerics tests: reproducible non-trivial weights and tolerance checks that report.</summary>
     internal static class Numerics
     {
@@ -64,7 +81,7 @@ namespace ModelDsl.TorchSharp.Tests
                     bool gain = name.EndsWith(".weight", StringComparison.Ordinal);
                     p.normal_(gain ? 1.0 : 0.0, gain ? 0.2 : 0.1, generator);
                 }
-                else if (name.Contains("wte") || name.Contains("wpe") || name.Contains("lm_head"))
+                else if (name.Contains("wte") || name.Contains("wpe") || name.Contains("embed") || name.Contains("lm_head"))
                     p.normal_(0.0, 0.5, generator);
                 else
                     p.normal_(0.0, 1.5 / Math.Sqrt(p.shape[0]), generator);
@@ -125,4 +142,17 @@ namespace ModelDsl.TorchSharp.Tests
             return torch.randint(vocab, new[] { batch, time }, ScalarType.Int64, generator: generator);
         }
     }
+}
+
+namespace ModelDsl.TorchSharp.Tests
+{
+    /// <summary>
+    /// A Mistral-shaped decoder without rotary positions: grouped-query attention (2 key/value heads for 4 query heads),
+    /// a sliding window of 5, RMSNorm, no biases, an untied head. RMSNorm gives it the Llama family's names, the window makes it Mistral.
+    /// </summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Window = 5, Bias = false)]
+    [FeedForward(Inner = 64, Activation = Activation.Relu, Bias = false)]
+    [LearnedPositions, PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    public partial record TinyWindowGqaDecoder;
 }

@@ -16,48 +16,38 @@ namespace ModelDsl.TorchSharp.Tests
     public class TrainingTests
     {
         /// <summary>The smallest causal LM: logits of the next token from the current one (a bigram table).</summary>
-        private sealed class BigramModel : CausalLanguageModel
+        private sealed class BigramModel : HandWrittenLanguageModel
         {
             private readonly Embedding table;
 
-            public BigramModel(int vocab, int context = 64) : base(nameof(BigramModel))
+            public BigramModel(int vocab, int context = 64) : base(HandWrittenLanguageModel.CardFor(nameof(BigramModel), vocab, context, vocab, (long)vocab * vocab))
             {
                 table = nn.Embedding(vocab, vocab);
                 RegisterComponents();
-                Card = new ModelCard(nameof(BigramModel), "Decoder", vocab, context, vocab, 1, 1, vocab, 0, 0, (long)vocab * vocab);
             }
 
             public Embedding Table => table;
 
-            public override ModelCard Card { get; }
-
-            public override KvCache CreateCache(long batch) => new KvCache(0, batch, 1, Card.Context, 1, torch.CPU, ScalarType.Float32);
-
-            public override Tensor Forward(Tensor ids, KvCache? cache) => table.forward(ids);
+            protected override Tensor Logits(Tensor ids, ForwardState state) => table.forward(ids);
         }
 
         /// <summary>Embedding, a bias and an output projection tied to the embedding (lm_head = wte).</summary>
-        private sealed class TiedModel : CausalLanguageModel
+        private sealed class TiedModel : HandWrittenLanguageModel
         {
             private readonly Embedding wte;
             private readonly Parameter bias;
-            private readonly Linear lm_head;
+            private readonly global::TorchSharp.Modules.Linear lm_head;
 
-            public TiedModel(int vocab, int hidden) : base(nameof(TiedModel))
+            public TiedModel(int vocab, int hidden) : base(HandWrittenLanguageModel.CardFor(nameof(TiedModel), vocab, 32, hidden, (long)vocab * hidden + hidden))
             {
                 wte = nn.Embedding(vocab, hidden);
                 bias = new Parameter(torch.zeros(hidden));
                 lm_head = nn.Linear(hidden, vocab, hasBias: false);
                 lm_head.weight = wte.weight!;
                 RegisterComponents();
-                Card = new ModelCard(nameof(TiedModel), "Decoder", vocab, 32, hidden, 1, 1, hidden, 0, 0, (long)vocab * hidden + hidden);
             }
 
-            public override ModelCard Card { get; }
-
-            public override KvCache CreateCache(long batch) => new KvCache(0, batch, 1, Card.Context, 1, torch.CPU, ScalarType.Float32);
-
-            public override Tensor Forward(Tensor ids, KvCache? cache)
+            protected override Tensor Logits(Tensor ids, ForwardState state)
             {
                 using var h = wte.forward(ids);
                 using var shifted = h + bias;

@@ -3,6 +3,7 @@ using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
+using ModelDsl.Generators.Emit;
 using ModelDsl.Generators.Parsing;
 using ModelDsl.Generators.Validation;
 

@@ -46,9 +46,9 @@ namespace ModelDsl.Examples.Benchmarks
             var options = ParseOptions(args);
             var configs = new[]
             {
-                new Config("kjv", KjvGpt.Card, () => KjvGpt.CreateTorchSharp(), KjvGpt.TorchSharpModel.Dropout, KjvGpt.TorchSharpModel.Epsilon,
+                new Config("kjv", KjvGpt.Card, () => KjvGpt.CreateTorchSharp(), KjvGpt.TorchSharpModel.DropoutRate, KjvGpt.TorchSharpModel.Epsilon,
                     Batch: 16, DefaultSteps: 30, DefaultRounds: 6),
-                new Config("small", Gpt2Small.Card, () => Gpt2Small.CreateTorchSharp(), Gpt2Small.TorchSharpModel.Dropout, Gpt2Small.TorchSharpModel.Epsilon,
+                new Config("small", Gpt2Small.Card, () => Gpt2Small.CreateTorchSharp(), Gpt2Small.TorchSharpModel.DropoutRate, Gpt2Small.TorchSharpModel.Epsilon,
                     Batch: 1, DefaultSteps: 5, DefaultRounds: 5),
             };
             string key = options.TryGetValue("--model", out var m) ? m : "kjv";

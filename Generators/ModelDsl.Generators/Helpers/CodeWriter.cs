@@ -20,6 +20,14 @@ namespace ModelDsl.Generators.Helpers
             return this;
         }
 
+        /// <summary>Writes a line with a trailing comment, the comments of a block aligned at one column.</summary>
+        public CodeWriter Commented(string code, string comment)
+        {
+            const int column = 96;
+            int width = column - 4 * depth;
+            return Line((code.Length < width ? code.PadRight(width) : code + " ") + "// " + comment);
+        }
+
         public CodeWriter Lines(string block)
         {
             foreach (var line in block.Replace("\r\n", "\n").Split('\n')) Line(line);

@@ -146,7 +146,10 @@ namespace ModelDsl.Generators.Parsing
                 isGeneric |= outer.IsGenericType;
             }
 
-            var ns = type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : "";
+            // Unescaped ("Ns.event", not "Ns.@event"): the emitters escape keywords where C# needs it.
+            var ns = type.ContainingNamespace is { IsGlobalNamespace: false } n
+                ? string.Join(".", n.ToDisplayString().Split('.').Select(s => s.TrimStart('@')))
+                : "";
             return new TypeSpec(ns, type.Name, Keyword(type), isPartial, isGeneric, containers.ToEquatableArray());
         }
 

@@ -17,7 +17,18 @@ namespace ModelDsl.Generators.Spec
         bool IsGeneric,
         EquatableArray<string> Containers)
     {
-        public string FullName => Namespace.Length == 0 ? Name : Namespace + "." + Name;
+        /// <summary>"Ns.Outer.Model": the namespace, the containing types and the name.</summary>
+        public string FullName
+        {
+            get
+            {
+                var parts = new System.Collections.Generic.List<string>();
+                if (Namespace.Length > 0) parts.Add(Namespace);
+                foreach (var container in Containers) parts.Add(container.Substring(container.LastIndexOf(' ') + 1));
+                parts.Add(Name);
+                return string.Join(".", parts);
+            }
+        }
     }
 
     /// <summary>The family attribute's sizes. Null: not written (MDSL0004 where the family needs it).</summary>

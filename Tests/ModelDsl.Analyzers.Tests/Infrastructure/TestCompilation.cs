@@ -16,7 +16,7 @@ namespace ModelDsl.Analyzers.Tests.Infrastructure
 
         /// <summary>A stand-in for the TorchSharp runtime: its presence is what turns on MDSL0100 and TorchSharp output.</summary>
         public const string TorchSharpRuntimeStub =
-            "namespace ModelDsl.TorchSharp { public abstract class CausalLanguageModel { } }";
+            "namespace ModelDsl.TorchSharp { public abstract class TransformerModel { } }";
 
         public static readonly ImmutableArray<MetadataReference> References = Basic.Reference.Assemblies.Net100.References.All
             .Cast<MetadataReference>()
@@ -33,7 +33,8 @@ namespace ModelDsl.Analyzers.Tests.Infrastructure
         /// <summary>The same, plus the real TorchSharp and ModelDsl.TorchSharp assemblies, for compiling generated code.</summary>
         private static readonly CSharpCompilation EmptyWithTorchSharp = Empty.AddReferences(
             MetadataReference.CreateFromFile(typeof(global::TorchSharp.torch).Assembly.Location),
-            MetadataReference.CreateFromFile(typeof(global::ModelDsl.TorchSharp.CausalLanguageModel).Assembly.Location));
+            MetadataReference.CreateFromFile(typeof(global::ModelDsl.TorchSharp.CausalLanguageModel).Assembly.Location),
+            MetadataReference.CreateFromFile(typeof(global::ModelDsl.Training.TrainingOptions).Assembly.Location));
 
         /// <summary>A compilation of <paramref name="sources"/>; the first is "/src/Test0.cs", and so on.</summary>
         public static CSharpCompilation Create(params string[] sources) => Empty.AddSyntaxTrees(Parse(sources));

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis.CSharp;
 using ModelDsl.Generators.Helpers;
 using ModelDsl.Generators.Spec;
 
@@ -22,12 +24,37 @@ namespace ModelDsl.Generators.Emit.Common
             writer.Line();
 
             var scopes = new Stack<CodeWriter.Scope>();
-            if (type.Namespace.Length > 0) scopes.Push(writer.Block("namespace " + type.Namespace));
-            foreach (var container in type.Containers) scopes.Push(writer.Block(container));
-            scopes.Push(writer.Block("partial " + type.Keyword + " " + type.Name));
+            if (type.Namespace.Length > 0) scopes.Push(writer.Block("namespace " + EscapeDotted(type.Namespace)));
+            foreach (var container in type.Containers) scopes.Push(writer.Block(EscapeLast(container)));
+            scopes.Push(writer.Block("partial " + type.Keyword + " " + Escape(type.Name)));
             body(writer);
             while (scopes.Count > 0) scopes.Pop().Dispose();
             return writer.ToString();
+        }
+
+        /// <summary>"global::Ns.Outer.Model", keywords escaped ("global::Ns.@event.@class").</summary>
+        public static string QualifiedName(TypeSpec type)
+        {
+            var parts = new List<string>();
+            if (type.Namespace.Length > 0) parts.Add(EscapeDotted(type.Namespace));
+            parts.AddRange(type.Containers.Select(c => Escape(c.Substring(c.LastIndexOf(' ') + 1))));
+            parts.Add(Escape(type.Name));
+            return "global::" + string.Join(".", parts);
+        }
+
+        /// <summary>An identifier as C# source: "@class" for the keyword "class".</summary>
+        public static string Escape(string identifier)
+        {
+            identifier = identifier.TrimStart('@');
+            return SyntaxFacts.GetKeywordKind(identifier) != SyntaxKind.None ? "@" + identifier : identifier;
+        }
+
+        private static string EscapeDotted(string dotted) => string.Join(".", dotted.Split('.').Select(Escape));
+
+        private static string EscapeLast(string declaration)
+        {
+            int space = declaration.LastIndexOf(' ');
+            return declaration.Substring(0, space + 1) + Escape(declaration.Substring(space + 1));
         }
     }
 }

@@ -1,295 +1,447 @@
+using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using ModelDsl.Generators.Emit.Common;
 using ModelDsl.Generators.Helpers;
 using ModelDsl.Generators.Ir;
+using ModelDsl.Generators.Ir.Analysis;
+using ModelDsl.Generators.Ir.Layouts;
 using ModelDsl.Generators.Spec;
 using static ModelDsl.Generators.Helpers.CodeWriter;
 
 namespace ModelDsl.Generators.Emit.TorchSharp
 {
     /// <summary>
-    /// Emits a decoder-only model as TorchSharp modules whose field names are Hugging Face GPT-2's, so
-    /// state-dict names ("transformer.h.0.attn.c_attn.weight") and layouts (Conv1D: [in, out]) match checkpoints.
-    /// Attention uses libtorch's fused scaled_dot_product_attention; autograd provides the backward pass.
+    /// Emits a model's op graph as TorchSharp code: a class deriving from the runtime base of its task, holding the
+    /// Hugging Face module tree, with one method per graph function written op by op by <see cref="TorchSharpOps"/>.
+    /// Nothing here knows a family or a checkpoint name: both come from the graph. Generated code is fully qualified
+    /// (global::) or uses members it inherits, so a user's types named Tensor, Device, F or nn cannot capture it.
     /// </summary>
     internal static class TorchSharpEmitter
     {
-        private static readonly string[] Usings =
+        public const string Runtime = "global::ModelDsl.TorchSharp.";
+
+        /// <summary>The op kinds this backend implements: a graph using any other gets MDSL0100.</summary>
+        public static IReadOnlyCollection<OpKind> SupportedOps => TorchSharpOps.Supported;
+
+        /// <summary>The tasks whose runtime base class exists.</summary>
+        public static IReadOnlyCollection<ModelTask> SupportedTasks => TorchSharpOps.Tasks;
+
+        /// <summary>The kinds a graph uses that this backend lacks, with the attribute each came from.</summary>
+        public static IEnumerable<Op> Unsupported(ModelGraph graph)
+            => !SupportedTasks.Contains(graph.Task) ? graph.Forward.Ops.Take(1) : graph.AllOps().Select(p => p.Op).Where(op => !TorchSharpOps.Writers.ContainsKey(op.Kind))
+                    .GroupBy(op => (op.Kind, op.Origin)).Select(g => g.First());
+
+        /// <summary>What a generated class and its methods share while being written.</summary>
+        internal sealed class Context
         {
-            "using global::TorchSharp;",
-            "using static global::TorchSharp.torch;",
-            "using F = global::TorchSharp.torch.nn.functional;",
-            "using KvCache = global::ModelDsl.TorchSharp.KvCache;",
+            private readonly Dictionary<string, bool> needsState = new();
+
+            public Context(ModelGraph graph, ModuleTree tree)
+            {
+                Graph = graph;
+                Tree = tree;
+            }
+
+            public ModelGraph Graph { get; }
+
+            public ModuleTree Tree { get; }
+
+            public string AttentionOptionsName(Function function) => function.Name + "Options";
+
+            /// <summary>Whether a function reads the forward state (cache, position offset, auxiliary losses), itself or through calls.</summary>
+            public bool NeedsState(Function function)
+            {
+                if (needsState.TryGetValue(function.Name, out bool known)) return known;
+                needsState[function.Name] = false;
+                bool result = function.Name != ModelGraph.LossFunction && (IsEntry(Graph, function) || function.Ops.Any(op => op switch
+                {
+                    AttentionOp or SinusoidalPositionsOp or RotaryOp or RelativePositionBiasOp or RouterOp or RouterLossOp => true,
+                    LearnedPositionsOp => Graph.Parameter(op.Parameter(0)).Shape.Count == 2,
+                    CallOp call => NeedsState(Graph.Function(call.Function)),
+                    RepeatOp repeat => Graph.Stack(repeat.Stack).Variants.Any(v => NeedsState(Graph.Function(v))),
+                    _ => false,
+                }));
+                needsState[function.Name] = result;
+                return result;
+            }
+        }
+
+        private static readonly Dictionary<(ModelTask, string), string[]> Entries = new()
+        {
+            [(ModelTask.CausalLanguageModel, ModelGraph.ForwardFunction)] = new[] { "ids" },
+            [(ModelTask.MaskedLanguageModel, ModelGraph.ForwardFunction)] = new[] { "ids", "segments", "mask" },
+            [(ModelTask.SequenceClassification, ModelGraph.ForwardFunction)] = new[] { "ids", "segments", "mask" },
+            [(ModelTask.SequenceToSequence, "Encode")] = new[] { "source", "sourceMask" },
+            [(ModelTask.SequenceToSequence, "Decode")] = new[] { "ids", "encoded", "sourceMask" },
+            [(ModelTask.SequenceToSequence, ModelGraph.ForwardFunction)] = new[] { "source", "sourceMask", "ids" },
+            [(ModelTask.ImageClassification, ModelGraph.ForwardFunction)] = new[] { "pixels" },
         };
 
-        public static string Emit(ModelIr ir)
+        private static readonly string[] LossParameters = { "logits", "targets" };
+
+        /// <summary>Whether a function overrides one of the runtime base's abstract methods (then the base fixes its signature).</summary>
+        public static bool IsEntry(ModelGraph graph, Function function)
+            => function.Name == ModelGraph.LossFunction || Entries.ContainsKey((graph.Task, function.Name));
+
+        private static string[] EntryNames(ModelGraph graph, Function function)
+            => function.Name == ModelGraph.LossFunction ? LossParameters : Entries[(graph.Task, function.Name)];
+
+        public static IEnumerable<string> EntryParameters(ModelGraph graph, Function function)
         {
-            var spec = ir.Spec;
-            return TypeEmitter.Write(spec.Type, "TorchSharp backend: GPT-2 layout, fused attention, autograd backward.",
-                Usings, writer =>
+            var names = EntryNames(graph, function);
+            var missing = function.Inputs.Select(i => graph.Value(i).Name).Except(names).ToList();
+            if (missing.Count > 0)
+                throw new InvalidOperationException($"{function.Name}'s inputs {string.Join(", ", missing)} are not parameters of the runtime's {function.Name}.");
+            var parameters = names.Select(n => FunctionWriter.Tensor + " " + n);
+            return function.Name == ModelGraph.LossFunction ? parameters : parameters.Append(FunctionWriter.State + " state");
+        }
+
+        /// <summary>A call of an entry function: the arguments in the base's order (absent ones cannot occur between entries).</summary>
+        public static IEnumerable<string> EntryArguments(ModelGraph graph, Function callee, IReadOnlyList<string> arguments)
+        {
+            var byName = callee.Inputs.Select((input, i) => (graph.Value(input).Name, Argument: arguments[i])).ToDictionary(p => p.Name, p => p.Argument);
+            return EntryNames(graph, callee).Select(n => byName[n]).Append("state");
+        }
+
+        public static string Emit(ModelGraph graph)
+        {
+            var spec = graph.Spec;
+            var schedule = Schedule.Of(graph);
+            var used = schedule.Forward.SelectMany(s => s.Op.Parameters).Where(p => p >= 0).Distinct().ToList();
+            var order = used.Concat(graph.Parameters.Select(p => p.Id).Except(used)).Select(graph.Parameter);
+            var context = new Context(graph, new ModuleTree(graph, order));
+            return TypeEmitter.Write(spec.Type,
+                $"TorchSharp backend: the op graph of {spec.Name} as TorchSharp code, parameters under Hugging Face {graph.Layout} names; libtorch autograd computes the backward pass.",
+                Array.Empty<string>(), writer =>
                 {
-                    writer.Line("/// <summary>Creates the model on the TorchSharp backend, initialised as GPT-2 is.</summary>");
+                    writer.Line($"/// <summary>Creates {spec.Name} on the TorchSharp backend, initialised as {graph.Layout} is.</summary>");
                     writer.Line("/// <param name=\"device\">Where the parameters live; CPU when null.</param>");
-                    using (writer.Block("public static TorchSharpModel CreateTorchSharp(Device? device = null)"))
+                    using (writer.Block("public static TorchSharpModel CreateTorchSharp(global::TorchSharp.torch.Device? device = null)"))
                     {
                         writer.Line("var model = new TorchSharpModel();");
-                        writer.Line("if (device is not null) model.to(device);");
+                        writer.Line("if (device is not null) global::TorchSharp.ModuleExtensionMethods.to(model, device);");
                         writer.Line("return model;");
                     }
                     writer.Line();
-                    WriteModel(writer, ir);
+                    WriteModel(writer, context);
                 });
         }
 
-        private static void WriteModel(CodeWriter writer, ModelIr ir)
+        private static string BaseClass(ModelTask task) => Runtime + task switch
         {
-            var spec = ir.Spec;
-            writer.Line($"/// <summary>{spec.Name} on TorchSharp. Parameter names and layouts follow Hugging Face GPT-2.</summary>");
-            using (writer.Block("public sealed class TorchSharpModel : global::ModelDsl.TorchSharp.CausalLanguageModel"))
+            ModelTask.CausalLanguageModel => "CausalLanguageModel",
+            ModelTask.MaskedLanguageModel => "MaskedLanguageModel",
+            ModelTask.SequenceClassification => "SequenceClassificationModel",
+            ModelTask.SequenceToSequence => "SequenceToSequenceModel",
+            _ => "ImageClassificationModel",
+        };
+
+        private static void WriteModel(CodeWriter writer, Context context)
+        {
+            var graph = context.Graph;
+            var spec = graph.Spec;
+            writer.Line($"/// <summary>{spec.Name} on TorchSharp: {Words(graph.Task)} with Hugging Face {graph.Layout} parameter names and layouts.</summary>");
+            using (writer.Block($"public sealed class TorchSharpModel : {BaseClass(graph.Task)}"))
             {
-                writer.Line($"public const int Vocab = {Literal(spec.Vocab)};");
-                writer.Line($"public const int Context = {Literal(spec.Context)};");
-                writer.Line($"public const int Hidden = {Literal(spec.Hidden)};");
-                writer.Line($"public const int Heads = {Literal(spec.Heads)};");
-                writer.Line($"public const int HeadDim = {Literal(spec.HeadDim)};");
-                writer.Line($"public const int Layers = {Literal(spec.Stacks.Total)};");
-                writer.Line($"public const int Inner = {Literal(spec.Inner)};");
-                writer.Line($"public const double Dropout = {Literal(spec.DropoutRate)};");
-                writer.Line($"public const double Epsilon = {Literal(spec.Norm.Epsilon)};");
+                WriteConstants(writer, context);
                 writer.Line();
-                writer.Line("public readonly TransformerModule transformer;");
-                if (!spec.Embeddings.Tied) writer.Line("public readonly global::TorchSharp.Modules.Linear lm_head;          // [Vocab, Hidden]");
+                foreach (var child in context.Tree.Root.Children) WriteField(writer, child);
                 writer.Line();
-                using (writer.Block($"public TorchSharpModel() : base({Literal(spec.Name)})"))
+                using (writer.Block($"public TorchSharpModel() : base({TypeEmitter.QualifiedName(spec.Type)}.Card)"))
                 {
-                    writer.Line("transformer = new TransformerModule();");
-                    if (!spec.Embeddings.Tied) writer.Line("lm_head = nn.Linear(Hidden, Vocab, hasBias: false);");
+                    foreach (var child in context.Tree.Root.Children) writer.Line($"{child.FieldName} = {Construct(child, context)};");
                     writer.Line("RegisterComponents();");
                     writer.Line("ResetParameters();");
                 }
-                writer.Line();
-                writer.Line("public override global::ModelDsl.ModelCard Card => " + spec.Name + ".Card;");
-                writer.Line();
-                writer.Line("public override KvCache CreateCache(long batch)");
-                writer.Line("    => new KvCache(Layers, batch, Heads, Context, HeadDim, transformer.wte.weight!.device, transformer.wte.weight!.dtype);");
-                writer.Line();
-                using (writer.Block("public override Tensor Forward(Tensor ids, KvCache? cache)"))
+                foreach (var function in ReadingOrder(graph))
                 {
-                    writer.Line("CheckInput(ids, cache?.Length ?? 0);");
-                    writer.Line("var x = transformer.Forward(ids, cache);                    // [B, T, Hidden]");
-                    writer.Line(spec.Embeddings.Tied
-                        ? "return F.linear(x, transformer.wte.weight!);                // tied LM head: [B, T, Vocab]"
-                        : "return lm_head.forward(x);                                  // [B, T, Vocab]");
+                    writer.Line();
+                    new FunctionWriter(context, function, writer).Write();
                 }
                 writer.Line();
-                WriteReset(writer, ir);
+                WriteReset(writer, context);
                 writer.Line();
-                WriteCheckpointNames(writer, spec);
-                writer.Line();
-                WriteTransformer(writer, spec);
-                writer.Line();
-                WriteBlock(writer, spec);
-                writer.Line();
-                WriteAttention(writer, spec);
-                writer.Line();
-                WriteFeedForward(writer, spec);
+                WriteCheckpointNames(writer, context);
+                foreach (var node in context.Tree.Classes())
+                {
+                    writer.Line();
+                    WriteContainer(writer, node, context);
+                }
             }
         }
 
-        /// <summary>Initialisation, written out from the block graph so every parameter's rule is visible.</summary>
-        private static void WriteReset(CodeWriter writer, ModelIr ir)
+        /// <summary>Functions as a reader meets them: the entry, then each callee after its first caller, the loss last.</summary>
+        private static IEnumerable<Function> ReadingOrder(ModelGraph graph)
         {
-            writer.Line("/// <summary>GPT-2 initialisation: N(0, 0.02); residual projections N(0, 0.02 / sqrt(2 x Layers)); norms 1 and 0.</summary>");
-            using (writer.Block("public void ResetParameters()"))
-            using (writer.Block("using (no_grad())"))
+            var seen = new HashSet<string>();
+            var order = new List<Function>();
+            void Visit(Function f)
             {
-                foreach (var child in ir.Root.Children) WriteInit(writer, child, "this", 0);
+                if (!seen.Add(f.Name)) return;
+                order.Add(f);
+                foreach (var op in f.Ops)
+                {
+                    if (op is CallOp call) Visit(graph.Function(call.Function));
+                    if (op is RepeatOp repeat) foreach (var v in graph.Stack(repeat.Stack).Variants) Visit(graph.Function(v));
+                }
+            }
+            Visit(graph.Forward);
+            Visit(graph.Loss);
+            return order.Concat(graph.Functions.Where(f => !seen.Contains(f.Name)));
+        }
+
+        private static string Words(ModelTask task) => task switch
+        {
+            ModelTask.CausalLanguageModel => "a causal language model",
+            ModelTask.MaskedLanguageModel => "a masked language model",
+            ModelTask.SequenceClassification => "a sequence classifier",
+            ModelTask.SequenceToSequence => "a sequence-to-sequence model",
+            _ => "an image classifier",
+        };
+
+        // ================================================================ constants
+
+        private static void WriteConstants(CodeWriter writer, Context context)
+        {
+            var graph = context.Graph;
+            var spec = graph.Spec;
+            var d = new Dims(spec);
+            writer.Line("// The declaration's sizes: the code below is specialised for them.");
+            void Int(string name, int value) => writer.Line($"public const int {name} = {Literal(value)};");
+            void Double(string name, double value) => writer.Line($"public const double {name} = {Literal(value)};");
+            if (spec.Vocab > 0) Int("Vocab", spec.Vocab);
+            if (spec.Context > 0) Int("Context", spec.Context);
+            if (spec.Family == ModelFamily.VisionEncoder)
+            {
+                Int("ImageSize", spec.ImageSize);
+                Int("PatchSize", spec.PatchSize);
+                Int("Channels", spec.Channels);
+                Int("Patches", d.Patches.Size);
+            }
+            Int("Hidden", spec.Hidden);
+            Int("Heads", spec.Heads);
+            if (spec.KvHeads != spec.Heads) Int("KvHeads", spec.KvHeads);
+            Int("HeadDim", spec.HeadDim);
+            Int("Inner", spec.Inner);
+            foreach (var stack in graph.Stacks) Int(stack.Name + "Layers", stack.Layers);
+            if (spec.Classes > 0) Int("Classes", spec.Classes);
+            if (spec.Embeddings.SegmentTypes is int segments) Int("Segments", segments);
+            if (spec.Positions.Kind == PositionKind.Relative)
+            {
+                Int("Buckets", spec.Positions.RelativeBuckets);
+                Int("MaxDistance", spec.Positions.RelativeMaxDistance);
+            }
+            if (spec.Experts is { } moe)
+            {
+                Int("Experts", moe.Experts ?? 0);
+                Int("TopK", moe.TopK);
+                Double("AuxLossWeight", moe.AuxLossWeight);
+            }
+            if (spec.Lora is { } lora)
+            {
+                Int("Rank", lora.Rank);
+                Double("LoraAlpha", lora.Alpha);
+                writer.Line("public const double LoraScale = LoraAlpha / Rank;");
+            }
+            Double("Epsilon", spec.Norm.Epsilon);
+            if (spec.Positions.Kind == PositionKind.Rotary) Double("RotaryBase", spec.Positions.RotaryBase);
+            Double("DropoutRate", spec.DropoutRate);
+            foreach (var stack in graph.Stacks.Where(s => s.Variants.Count > 1))
+                writer.Line($"private static readonly int[] {stack.Name}LayerVariants = {{ {string.Join(", ", stack.VariantOfLayer.Select(v => Literal(v)))} }}; // {string.Join(", ", stack.Variants.Select((v, i) => i.ToString(CultureInfo.InvariantCulture) + ": " + v))}");
+            foreach (var (function, op) in graph.AllOps().Where(p => p.Op is AttentionOp))
+            {
+                var a = (AttentionOp)op;
+                writer.Line($"private static readonly {Runtime}AttentionOptions {context.AttentionOptionsName(function)} = new(");
+                writer.Line($"    Heads, {(a.KvHeads == a.Heads ? "Heads" : "KvHeads")}, HeadDim, Causal: {Literal(a.Mask == AttentionMask.Causal)}, Window: {(a.Window is int w ? Literal(w) : "null")},");
+                writer.Line($"    Scaled: {Literal(a.Scaled)}, Dropout: DropoutRate, Cache: {Runtime}AttentionCache.{a.Cache});");
             }
         }
 
-        private static void WriteInit(CodeWriter writer, Block block, string owner, int depth)
+        /// <summary>A dimension as a C# expression over the constants ("3*Hidden" is "3 * Hidden").</summary>
+        public static string Expression(Dim dim)
+            => dim.Symbol.Replace("*", " * ").Replace("+", " + ");
+
+        // ================================================================ module tree
+
+        private static string FieldType(ModuleNode node) => node.Category switch
         {
-            var access = block.Name.Length == 0 ? owner : owner + "." + block.Name;
-            if (block.Kind == BlockKind.Stack)
+            ModuleCategory.List => $"global::TorchSharp.Modules.ModuleList<{node.Children[0].ClassName}>",
+            ModuleCategory.Container => node.ClassName,
+            _ => node.Kind switch
             {
-                var item = "block" + (depth == 0 ? "" : depth.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                ModuleKind.Linear => Runtime + "Linear",
+                ModuleKind.Conv1D => Runtime + "Conv1D",
+                ModuleKind.LayerNorm => "global::TorchSharp.Modules.LayerNorm",
+                ModuleKind.RmsNorm => Runtime + "RmsNorm",
+                ModuleKind.Embedding => "global::TorchSharp.Modules.Embedding",
+                ModuleKind.PatchConv => "global::TorchSharp.Modules.Conv2d",
+                _ => throw new InvalidOperationException($"'{node.Path}' has no module kind."),
+            },
+        };
+
+        private static void WriteField(CodeWriter writer, ModuleNode node)
+        {
+            if (node.NeedsComponentName)
+                writer.Line($"[global::TorchSharp.Utils.ComponentName(Name = {Literal(node.Segment)})]");
+            string type = FieldType(node) + (node.IsOptional ? "?" : "");
+            string shapes = node.Category is ModuleCategory.Leaf or ModuleCategory.AdaptedLeaf
+                ? " // " + string.Join(", ", node.Parameters.Select(p => p.Name + " " + Ir.Shape.Format(p.Shape)))
+                : "";
+            writer.Line($"public readonly {type} {node.FieldName};{shapes}");
+        }
+
+        private static void WriteBare(CodeWriter writer, Parameter parameter)
+            => writer.Line($"public readonly global::TorchSharp.Modules.Parameter {parameter.Name}; // {Ir.Shape.Format(parameter.Shape)}");
+
+        /// <summary>The expression that builds a module (with "layer" in scope inside a list element's constructor).</summary>
+        private static string Construct(ModuleNode node, Context context)
+        {
+            string Make()
+            {
+                switch (node.Category)
+                {
+                    case ModuleCategory.List:
+                        var element = node.Children[0];
+                        string count = element.Segment == CheckpointLayout.LayerIndex ? element.Stack + "Layers" : "Experts";
+                        string index = NeedsLayer(element) ? "layer" : "_";
+                        return $"ModuleList({count}, {index} => new {element.ClassName}({(NeedsLayer(element) ? "layer" : "")}))";
+                    case ModuleCategory.Container:
+                        return $"new {node.ClassName}({(NeedsLayer(node) ? "layer" : "")})";
+                    default:
+                        return Leaf(node);
+                }
+            }
+            string make = Make();
+            return node.IsOptional ? $"{Presence(node, context)} ? {make} : null" : make;
+        }
+
+        private static string Leaf(ModuleNode node)
+        {
+            var weight = node.Parameters.First(p => p.Name == "weight");
+            bool bias = node.Parameters.Any(p => p.Name == "bias");
+            string Dim(int axis) => Expression(weight.Shape[axis]);
+            string adapters = node.Category == ModuleCategory.AdaptedLeaf ? ", loraRank: Rank" : "";
+            return node.Kind switch
+            {
+                ModuleKind.Linear => $"new {Runtime}Linear({Dim(1)}, {Dim(0)}, bias: {Literal(bias)}{adapters})",
+                ModuleKind.Conv1D => $"new {Runtime}Conv1D({Dim(0)}, {Dim(1)}, bias: {Literal(bias)}{adapters})",
+                ModuleKind.LayerNorm => $"global::TorchSharp.torch.nn.LayerNorm({Dim(0)}, Epsilon)",
+                ModuleKind.RmsNorm => $"new {Runtime}RmsNorm({Dim(0)}, Epsilon)",
+                ModuleKind.Embedding => $"global::TorchSharp.torch.nn.Embedding({Dim(0)}, {Dim(1)})",
+                ModuleKind.PatchConv => $"global::TorchSharp.torch.nn.Conv2d({Dim(1)}, {Dim(0)}, kernel_size: {Dim(2)}, stride: {Dim(2)})",
+                _ => throw new InvalidOperationException($"'{node.Path}' is not a leaf module."),
+            };
+        }
+
+        /// <summary>Whether building a module needs the layer index (some module below exists in only some layers).</summary>
+        private static bool NeedsLayer(ModuleNode node) => node.Descendants().Any(d => d.IsOptional) || node.IsOptional && node.IsIndex;
+
+        /// <summary>The condition under which an optional module exists in layer "layer".</summary>
+        private static string Presence(ModuleNode node, Context context)
+        {
+            if (node.Presence.Count == 1) return "layer == " + Literal(node.Presence.Min);
+            var stack = context.Graph.Stacks.First(s => Enumerable.Range(0, s.Variants.Count).Any(v => node.Presence.SetEquals(s.VariantOfLayer.Select((x, i) => (x, i)).Where(p => p.x == v).Select(p => p.i))));
+            int variant = Enumerable.Range(0, stack.Variants.Count).First(v => node.Presence.SetEquals(stack.VariantOfLayer.Select((x, i) => (x, i)).Where(p => p.x == v).Select(p => p.i)));
+            return $"{stack.Name}LayerVariants[layer] == {Literal(variant)}";
+        }
+
+        private static void WriteContainer(CodeWriter writer, ModuleNode node, Context context)
+        {
+            writer.Line($"/// <summary>Hugging Face's {node.ClassName}: \"{node.Path}\".</summary>");
+            using (writer.Block($"public sealed class {node.ClassName} : global::TorchSharp.torch.nn.Module"))
+            {
+                foreach (var parameter in node.Parameters) WriteBare(writer, parameter);
+                foreach (var child in node.Children) WriteField(writer, child);
+                writer.Line();
+                using (writer.Block($"public {node.ClassName}({(NeedsLayer(node) ? "int layer" : "")}) : base({Literal(node.ClassName)})"))
+                {
+                    foreach (var parameter in node.Parameters)
+                        writer.Line($"{parameter.Name} = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.zeros({string.Join(", ", parameter.Shape.Select(Expression))}));");
+                    foreach (var child in node.Children) writer.Line($"{child.FieldName} = {Construct(child, context)};");
+                    writer.Line("RegisterComponents();");
+                }
+            }
+        }
+
+        // ================================================================ initialisation
+
+        private static void WriteReset(CodeWriter writer, Context context)
+        {
+            writer.Line($"/// <summary>{context.Graph.Layout}'s initialisation, parameter by parameter: N(0, std), norm gains 1, biases 0.</summary>");
+            using (writer.Block("public override void ResetParameters()"))
+            using (writer.Block("using (global::TorchSharp.torch.no_grad())"))
+            {
+                foreach (var child in context.Tree.Root.Children) WriteInit(writer, child, child.FieldName, 0);
+            }
+        }
+
+        private static void WriteInit(CodeWriter writer, ModuleNode node, string access, int depth)
+        {
+            if (node.Category == ModuleCategory.List)
+            {
+                string item = node.Children[0].Segment == CheckpointLayout.LayerIndex ? "block" : "expert";
+                item += depth == 0 ? "" : depth.ToString(CultureInfo.InvariantCulture);
                 using (writer.Block($"foreach (var {item} in {access})"))
-                    WriteInit(writer, block.Children[0], item, depth + 1);
+                    WriteInit(writer, node.Children[0], item, depth + 1);
                 return;
             }
-            foreach (var parameter in block.Parameters)
+            if (node.IsOptional)
             {
-                var target = $"{access}.{parameter.Name}!";
-                writer.Line(parameter.Init switch
-                {
-                    Init.Ones => $"nn.init.ones_({target});",
-                    Init.Zeros => $"nn.init.zeros_({target});",
-                    _ => $"nn.init.normal_({target}, 0.0, {Literal(parameter.Std)});",
-                } + $" // [{string.Join(", ", parameter.Shape)}]");
+                using (writer.Block($"if ({access} is not null)"))
+                    WriteInitBody(writer, node, access, depth);
+                return;
             }
-            foreach (var child in block.Children) WriteInit(writer, child, access, depth);
+            WriteInitBody(writer, node, access, depth);
         }
 
-        private static void WriteCheckpointNames(CodeWriter writer, ModelSpec spec)
+        private static void WriteInitBody(CodeWriter writer, ModuleNode node, string access, int depth)
         {
-            writer.Line("/// <summary>Accepts GPT2LMHeadModel (\"transformer.h.0...\") and GPT2Model (\"h.0...\") names; skips the mask buffers of old checkpoints and the tied lm_head copy.</summary>");
-            using (writer.Block("protected override string? MapCheckpointName(string name)"))
+            foreach (var parameter in node.Parameters)
             {
-                writer.Line("if (name.EndsWith(\".attn.bias\", global::System.StringComparison.Ordinal) || name.EndsWith(\".attn.masked_bias\", global::System.StringComparison.Ordinal)) return null;");
-                writer.Line(spec.Embeddings.Tied
-                    ? "if (name == \"lm_head.weight\") return null;"
-                    : "if (name == \"lm_head.weight\") return name;");
-                writer.Line("return name.StartsWith(\"transformer.\", global::System.StringComparison.Ordinal) ? name : \"transformer.\" + name;");
+                string target = access + "." + parameter.Name + (parameter.Name == "bias" && node.Category != ModuleCategory.Container ? "!" : "");
+                string call = parameter.Init.Kind switch
+                {
+                    InitKind.Ones => $"InitOnes({target});",
+                    InitKind.Zeros => $"InitZeros({target});",
+                    _ => $"InitNormal({target}, {parameter.Init.StdExpression});",
+                };
+                writer.Commented(call, Ir.Shape.Format(parameter.Shape));
             }
+            foreach (var child in node.Children)
+                WriteInit(writer, child, child.IsIndex ? access : access + "." + child.FieldName, depth);
         }
 
-        private static void WriteTransformer(CodeWriter writer, ModelSpec spec)
+        // ================================================================ checkpoint names
+
+        private static void WriteCheckpointNames(CodeWriter writer, Context context)
         {
-            bool dropout = spec.DropoutRate > 0;
-            bool pre = spec.Norm.Placement == NormPlacement.Pre;
-            writer.Line(pre
-                ? "/// <summary>Embeddings, the decoder blocks and the final norm (Hugging Face's GPT2Model).</summary>"
-                : "/// <summary>Embeddings and the post-norm decoder blocks (Hugging Face's GPT2Model layout).</summary>");
-            using (writer.Block("public sealed class TransformerModule : nn.Module"))
-            {
-                writer.Line("public readonly global::TorchSharp.Modules.Embedding wte;             // [Vocab, Hidden]");
-                writer.Line("public readonly global::TorchSharp.Modules.Embedding wpe;             // [Context, Hidden]");
-                if (dropout) writer.Line("public readonly global::TorchSharp.Modules.Dropout drop;");
-                writer.Line("public readonly global::TorchSharp.Modules.ModuleList<DecoderBlock> h;");
-                if (pre) writer.Line("public readonly global::TorchSharp.Modules.LayerNorm ln_f;");
-                writer.Line();
-                using (writer.Block("public TransformerModule() : base(\"transformer\")"))
-                {
-                    writer.Line("wte = nn.Embedding(Vocab, Hidden);");
-                    writer.Line("wpe = nn.Embedding(Context, Hidden);");
-                    if (dropout) writer.Line("drop = nn.Dropout(Dropout);");
-                    writer.Line("var blocks = new DecoderBlock[Layers];");
-                    writer.Line("for (int i = 0; i < Layers; i++) blocks[i] = new DecoderBlock();");
-                    writer.Line("h = nn.ModuleList(blocks);");
-                    if (pre) writer.Line("ln_f = nn.LayerNorm(Hidden, Epsilon);");
-                    writer.Line("RegisterComponents();");
-                }
-                writer.Line();
-                using (writer.Block("public Tensor Forward(Tensor ids, KvCache? cache)"))
-                {
-                    writer.Line("long offset = cache?.Length ?? 0;");
-                    writer.Line("long time = ids.shape[1];");
-                    writer.Line("var positions = arange(offset, offset + time, dtype: int64, device: ids.device);");
-                    writer.Line(dropout
-                        ? "var x = drop.forward(wte.forward(ids) + wpe.forward(positions)); // [B, T, Hidden]"
-                        : "var x = wte.forward(ids) + wpe.forward(positions);              // [B, T, Hidden]");
-                    writer.Line("for (int layer = 0; layer < Layers; layer++) x = h[layer].Forward(x, cache, layer);");
-                    writer.Line("cache?.Advance((int)time);");
-                    writer.Line(pre ? "return ln_f.forward(x);" : "return x;");
-                }
-            }
+            var graph = context.Graph;
+            var layout = CheckpointLayout.Of(graph.Spec);
+            var tied = TiedCopies(graph, layout).ToList();
+            writer.Line($"/// <summary>How {graph.Layout} checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>");
+            writer.Line($"protected override {Runtime}CheckpointNames CheckpointNames {{ get; }} = new(");
+            writer.Line($"    layout: {Literal(graph.Layout)},");
+            writer.Line($"    optionalPrefix: {(layout.OptionalPrefix is null ? "null" : Literal(layout.OptionalPrefix))},");
+            writer.Line($"    ignoredSuffixes: new string[] {{ {string.Join(", ", layout.IgnoredSuffixes.Select(Literal))} }},");
+            writer.Line($"    tiedCopies: new (string Copy, string Of)[] {{ {string.Join(", ", tied.Select(t => $"({Literal(t.Copy)}, {Literal(t.Of)})"))} }});");
         }
 
-        private static void WriteBlock(CodeWriter writer, ModelSpec spec)
+        /// <summary>Checkpoint names that must equal one of this model's tensors (tied heads, T5's per-stack embedding copies).</summary>
+        private static IEnumerable<(string Copy, string Of)> TiedCopies(ModelGraph graph, CheckpointLayout layout)
         {
-            bool pre = spec.Norm.Placement == NormPlacement.Pre;
-            writer.Line(pre
-                ? "/// <summary>Pre-norm block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>"
-                : "/// <summary>Post-norm block: ln_1(x + attn(x)), then ln_2(x + mlp(x)).</summary>");
-            using (writer.Block("public sealed class DecoderBlock : nn.Module"))
+            string? PathOf(Role role, string name = "weight")
             {
-                writer.Line("public readonly global::TorchSharp.Modules.LayerNorm ln_1;");
-                writer.Line("public readonly CausalSelfAttention attn;");
-                writer.Line("public readonly global::TorchSharp.Modules.LayerNorm ln_2;");
-                writer.Line("public readonly FeedForward mlp;");
-                writer.Line();
-                using (writer.Block("public DecoderBlock() : base(\"block\")"))
-                {
-                    writer.Line("ln_1 = nn.LayerNorm(Hidden, Epsilon);");
-                    writer.Line("attn = new CausalSelfAttention();");
-                    writer.Line("ln_2 = nn.LayerNorm(Hidden, Epsilon);");
-                    writer.Line("mlp = new FeedForward();");
-                    writer.Line("RegisterComponents();");
-                }
-                writer.Line();
-                using (writer.Block("public Tensor Forward(Tensor x, KvCache? cache, int layer)"))
-                {
-                    if (pre)
-                    {
-                        writer.Line("x = x + attn.Forward(ln_1.forward(x), cache, layer);");
-                        writer.Line("return x + mlp.forward(ln_2.forward(x));");
-                    }
-                    else
-                    {
-                        writer.Line("x = ln_1.forward(x + attn.Forward(x, cache, layer));");
-                        writer.Line("return ln_2.forward(x + mlp.forward(x));");
-                    }
-                }
+                string path;
+                try { path = layout.Path(role, ""); }
+                catch (ArgumentOutOfRangeException) { return null; }
+                return graph.Parameters.FirstOrDefault(p => p.Path == path || p.ModulePath == path && p.Name == name)?.Path;
             }
-        }
-
-        private static void WriteAttention(CodeWriter writer, ModelSpec spec)
-        {
-            bool dropout = spec.DropoutRate > 0;
-            writer.Line("/// <summary>Causal multi-head self-attention: one fused QKV projection, libtorch's fused SDPA, output projection.</summary>");
-            using (writer.Block("public sealed class CausalSelfAttention : nn.Module"))
-            {
-                writer.Line("public readonly global::ModelDsl.TorchSharp.Conv1D c_attn;          // [Hidden, 3*Hidden]");
-                writer.Line("public readonly global::ModelDsl.TorchSharp.Conv1D c_proj;          // [Hidden, Hidden]");
-                if (dropout) writer.Line("public readonly global::TorchSharp.Modules.Dropout resid_dropout;");
-                writer.Line();
-                using (writer.Block("public CausalSelfAttention() : base(\"attn\")"))
-                {
-                    writer.Line("c_attn = new global::ModelDsl.TorchSharp.Conv1D(Hidden, 3 * Hidden);");
-                    writer.Line("c_proj = new global::ModelDsl.TorchSharp.Conv1D(Hidden, Hidden);");
-                    if (dropout) writer.Line("resid_dropout = nn.Dropout(Dropout);");
-                    writer.Line("RegisterComponents();");
-                }
-                writer.Line();
-                using (writer.Block("public Tensor Forward(Tensor x, KvCache? cache, int layer)"))
-                {
-                    writer.Line("long batch = x.shape[0], time = x.shape[1];");
-                    writer.Line("var qkv = c_attn.forward(x).split(Hidden, 2);                  // 3 x [B, T, Hidden]");
-                    writer.Line("var q = qkv[0].view(batch, time, Heads, HeadDim).transpose(1, 2); // [B, Heads, T, HeadDim]");
-                    writer.Line("var k = qkv[1].view(batch, time, Heads, HeadDim).transpose(1, 2);");
-                    writer.Line("var v = qkv[2].view(batch, time, Heads, HeadDim).transpose(1, 2);");
-                    writer.Line("long offset = cache?.Length ?? 0;");
-                    writer.Line("if (cache is not null) (k, v) = cache.Append(layer, k, v);       // [B, Heads, offset + T, HeadDim]");
-                    writer.Line(dropout ? "double p = training ? Dropout : 0.0;" : "const double p = 0.0;");
-                    writer.Line("var y = offset == 0");
-                    writer.Line("    ? F.scaled_dot_product_attention(q, k, v, p: p, is_casual: true)");
-                    writer.Line("    : F.scaled_dot_product_attention(q, k, v, global::ModelDsl.TorchSharp.AttentionMasks.Causal(time, offset, x.device), p);");
-                    writer.Line("y = y.transpose(1, 2).reshape(batch, time, Hidden);");
-                    writer.Line(dropout ? "return resid_dropout.forward(c_proj.forward(y));" : "return c_proj.forward(y);");
-                }
-            }
-        }
-
-        private static void WriteFeedForward(CodeWriter writer, ModelSpec spec)
-        {
-            bool dropout = spec.DropoutRate > 0;
-            var activation = spec.FeedForward.Activation switch
-            {
-                Activation.GeluTanh => "F.gelu(c_fc.forward(x), global::TorchSharp.Modules.GELU.Approximate.tanh)",
-                Activation.Relu => "F.relu(c_fc.forward(x))",
-                _ => "F.gelu(c_fc.forward(x))",
-            };
-            writer.Line($"/// <summary>Position-wise MLP: c_proj({spec.FeedForward.Activation}(c_fc(x))).</summary>");
-            using (writer.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
-            {
-                writer.Line("public readonly global::ModelDsl.TorchSharp.Conv1D c_fc;            // [Hidden, Inner]");
-                writer.Line("public readonly global::ModelDsl.TorchSharp.Conv1D c_proj;          // [Inner, Hidden]");
-                if (dropout) writer.Line("public readonly global::TorchSharp.Modules.Dropout dropout;");
-                writer.Line();
-                using (writer.Block("public FeedForward() : base(\"mlp\")"))
-                {
-                    writer.Line("c_fc = new global::ModelDsl.TorchSharp.Conv1D(Hidden, Inner);");
-                    writer.Line("c_proj = new global::ModelDsl.TorchSharp.Conv1D(Inner, Hidden);");
-                    if (dropout) writer.Line("dropout = nn.Dropout(Dropout);");
-                    writer.Line("RegisterComponents();");
-                }
-                writer.Line();
-                writer.Line("public override Tensor forward(Tensor x)");
-                writer.Line(dropout
-                    ? $"    => dropout.forward(c_proj.forward({activation}));"
-                    : $"    => c_proj.forward({activation});");
-            }
+            foreach (var (name, role) in layout.TiedCopies(graph.Spec))
+                if (PathOf(role) is { } of) yield return (name, of);
+            if (graph.Spec.Embeddings.Tied && graph.Task != ModelTask.SequenceClassification && PathOf(Role.TokenEmbedding) is { } table)
+                yield return (layout.Path(Role.LmHead, "") + ".weight", table);
         }
     }
 }

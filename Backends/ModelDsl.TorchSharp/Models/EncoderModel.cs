@@ -1,0 +1,104 @@
+using System;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp
+{
+    /// <summary>
+    /// What the two BERT-style task bases share: the graph's forward over token ids, segment ids and a padding mask,
+    /// with the checks that keep bad input from reaching the embeddings. Missing segments are all 0 (one sentence);
+    /// a missing mask means no padding.
+    /// </summary>
+    public abstract class EncoderModel : TransformerModel
+    {
+        protected EncoderModel(ModelCard card) : base(card) { }
+
+        /// <summary>The graph's forward function (generated); <paramref name="segments"/> is unused without segment embeddings.</summary>
+        protected abstract Tensor Logits(Tensor ids, Tensor segments, Tensor mask, ForwardState state);
+
+        /// <summary>
+        /// The head's logits for token ids [B, T]; <paramref name="segments"/> [B, T] are token-type ids (default 0),
+        /// <paramref name="mask"/> [B, T] is true for real tokens and false for padding, which no token attends to.
+        /// </summary>
+        public ModelOutput Forward(Tensor ids, Tensor? segments = null, Tensor? mask = null)
+        {
+            CheckIds(ids, "token ids");
+            if (segments is not null)
+            {
+                if (segments.dtype != ScalarType.Int64 || !segments.shape.SequenceEqual(ids.shape))
+                    throw new ArgumentException($"Model '{Card.Name}': segment ids must be int64 shaped like the token ids [{string.Join(", ", ids.shape)}], but are {segments.dtype} [{string.Join(", ", segments.shape)}].", nameof(segments));
+                long types = Math.Max(1, Card.SegmentTypes);
+                using var outside = segments.lt(0).logical_or_(segments.ge(types));
+                if (outside.any().item<bool>())
+                    throw new ArgumentOutOfRangeException(nameof(segments), $"Model '{Card.Name}': a segment id is outside [0, {types}).");
+            }
+            if (mask is not null) CheckMask(mask, ids, "the padding mask");
+            var state = new ForwardState(null, training);
+            var logits = Logits(ids, segments ?? torch.zeros_like(ids), mask ?? torch.ones(ids.shape, ScalarType.Bool, ids.device), state);
+            return Output(logits, state);
+        }
+    }
+
+    /// <summary>
+    /// A generated BERT-style masked language model: logits [B, T, Vocab] for every position and the MLM loss over
+    /// the masked positions (targets are -100 elsewhere).
+    /// </summary>
+    public abstract class MaskedLanguageModel : EncoderModel
+    {
+        protected MaskedLanguageModel(ModelCard card) : base(card) { }
+
+        /// <summary>Mean cross-entropy at the positions whose target is not -100 (the masked ones), plus any auxiliary loss.</summary>
+        public Tensor Loss(Tensor ids, Tensor targets, Tensor? segments = null, Tensor? mask = null)
+        {
+            CheckTargets(targets, ids.shape, Card.Vocab, "targets");
+            var output = Forward(ids, segments, mask);
+            return WithAuxiliary(TaskLoss(output.Logits, targets), output);
+        }
+    }
+
+    /// <summary>A generated BERT-style sequence classifier: class logits [B, Classes] from the pooled first token.</summary>
+    public abstract class SequenceClassificationModel : EncoderModel
+    {
+        protected SequenceClassificationModel(ModelCard card) : base(card) { }
+
+        /// <summary>Mean cross-entropy of the class logits against labels [B], plus any auxiliary loss.</summary>
+        public Tensor Loss(Tensor ids, Tensor labels, Tensor? segments = null, Tensor? mask = null)
+        {
+            CheckTargets(labels, new[] { ids.shape[0] }, Card.Classes, "labels");
+            var output = Forward(ids, segments, mask);
+            return WithAuxiliary(TaskLoss(output.Logits, labels), output);
+        }
+    }
+
+    /// <summary>A generated ViT-style image classifier: class logits [B, Classes] for images [B, Channels, ImageSize, ImageSize].</summary>
+    public abstract class ImageClassificationModel : TransformerModel
+    {
+        protected ImageClassificationModel(ModelCard card) : base(card) { }
+
+        /// <summary>The graph's forward function (generated).</summary>
+        protected abstract Tensor Logits(Tensor pixels, ForwardState state);
+
+        /// <summary>Class logits for images [B, Channels, ImageSize, ImageSize] (floating point).</summary>
+        public ModelOutput Forward(Tensor pixels)
+        {
+            ArgumentNullException.ThrowIfNull(pixels);
+            var expected = new long[] { Card.Channels, Card.ImageSize, Card.ImageSize };
+            if (pixels.dim() != 4 || !pixels.shape.Skip(1).SequenceEqual(expected) || pixels.shape[0] == 0)
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': images must be [batch, {Card.Channels}, {Card.ImageSize}, {Card.ImageSize}] (channels, height, width), but are [{string.Join(", ", pixels.shape)}].", nameof(pixels));
+            if (!pixels.is_floating_point())
+                throw new ArgumentException($"Model '{Card.Name}': images must be floating point, but are {pixels.dtype}.", nameof(pixels));
+            var state = new ForwardState(null, training);
+            return Output(Logits(pixels.to(DType), state), state);
+        }
+
+        /// <summary>Mean cross-entropy of the class logits against labels [B], plus any auxiliary loss.</summary>
+        public Tensor Loss(Tensor pixels, Tensor labels)
+        {
+            CheckTargets(labels, new[] { pixels.shape[0] }, Card.Classes, "labels");
+            var output = Forward(pixels);
+            return WithAuxiliary(TaskLoss(output.Logits, labels), output);
+        }
+    }
+}

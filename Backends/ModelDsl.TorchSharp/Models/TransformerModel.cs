@@ -1,0 +1,129 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelDsl.TorchSharp
+{
+    /// <summary>
+    /// What every generated TorchSharp model is, whatever its family: its compile-time card, Hugging Face safetensors
+    /// I/O under its checkpoint layout's names, its initialisation and its task loss. The op functions the generated
+    /// code calls (Attention, Rotary, Experts, ...) are inherited from here (TransformerModel.Ops.cs), so a user's own
+    /// types cannot shadow them. Task bases (<see cref="CausalLanguageModel"/>, <see cref="MaskedLanguageModel"/>,
+    /// <see cref="SequenceClassificationModel"/>, <see cref="SequenceToSequenceModel"/>,
+    /// <see cref="ImageClassificationModel"/>) add the public forward pass, input checks and loss of their task.
+    /// </summary>
+    public abstract partial class TransformerModel : nn.Module
+    {
+        /// <summary>The target id that the loss skips (PyTorch's ignore_index).</summary>
+        public const long IgnoredTarget = -100;
+
+        /// <summary>Loads TorchSharp first, so a broken native install fails with an explanation, not a TypeInitializationException.</summary>
+        protected TransformerModel(ModelCard card) : base(LoadedFirst(card).Name) => Card = card;
+
+        private static ModelCard LoadedFirst(ModelCard card)
+        {
+            ArgumentNullException.ThrowIfNull(card);
+            TorchSharpRuntime.EnsureLoaded();
+            return card;
+        }
+
+        /// <summary>The compile-time model card (shapes, parameter count, FLOPs, activation memory).</summary>
+        public ModelCard Card { get; }
+
+        /// <summary>How the model's checkpoint layout names tensors (generated).</summary>
+        protected abstract CheckpointNames CheckpointNames { get; }
+
+        /// <summary>Re-initialises every parameter as the layout's reference implementation does (generated).</summary>
+        public abstract void ResetParameters();
+
+        /// <summary>The task loss of logits against targets (generated from the graph's loss function).</summary>
+        protected abstract Tensor TaskLoss(Tensor logits, Tensor targets);
+
+        /// <summary>The device of the model's parameters.</summary>
+        public Device Device => parameters().FirstOrDefault()?.device ?? torch.CPU;
+
+        /// <summary>The floating-point type of the model's parameters.</summary>
+        public ScalarType DType => parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+
+        /// <summary>
+        /// Loads a safetensors checkpoint with Hugging Face names (with or without the layout's optional prefix),
+        /// all or nothing: on any mismatch the model is unchanged and the error lists every missing, unexpected or
+        /// mis-shaped tensor. A copy of a tied tensor in the file (a tied head's lm_head.weight) must equal it: an
+        /// untied checkpoint does not load silently into a model declared [TiedEmbeddings].
+        /// </summary>
+        public void LoadSafetensors(string path)
+        {
+            var names = new HashSet<string>(named_parameters().Select(p => p.name).Concat(named_buffers().Select(b => b.name)), StringComparer.Ordinal);
+            ModuleWeights.Load(this, path, Card.Name, name => CheckpointNames.Map(name, names.Contains), CheckpointNames.TiedCopies);
+        }
+
+        /// <summary>Saves weights under Hugging Face names, atomically (a crash never leaves a half-written file).</summary>
+        public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
+            => ModuleWeights.Save(this, path, metadata);
+
+        /// <summary>
+        /// Rejects targets the loss would turn into a native crash or a silent NaN: they must be int64 ids in
+        /// [0, <paramref name="classes"/>) or <see cref="IgnoredTarget"/>, shaped <paramref name="shape"/>, and not all
+        /// ignored (the mean over no target is undefined; libtorch returns NaN).
+        /// </summary>
+        protected void CheckTargets(Tensor targets, long[] shape, long classes, string what)
+        {
+            ArgumentNullException.ThrowIfNull(targets, what);
+            if (!targets.shape.SequenceEqual(shape) || targets.dtype != ScalarType.Int64)
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': {what} must be int64 shaped [{string.Join(", ", shape)}], but are {targets.dtype} [{string.Join(", ", targets.shape)}].", what);
+            using var counted = targets.ne(IgnoredTarget);
+            using var outside = counted.logical_and(targets.lt(0).logical_or(targets.ge(classes)));
+            if (outside.any().item<bool>())
+                throw new ArgumentOutOfRangeException(what,
+                    $"Model '{Card.Name}': a target in {what} is outside [0, {classes}) and is not the ignore index {IgnoredTarget}.");
+            if (!counted.any().item<bool>())
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': every target in {what} is the ignore index {IgnoredTarget}; the mean loss over no target is undefined.", what);
+        }
+
+        /// <summary>Rejects token ids the embedding would turn into a native crash: wrong rank or dtype, too long, outside the vocabulary.</summary>
+        protected void CheckIds(Tensor ids, string what, long offset = 0, Tensor? batchOf = null)
+        {
+            ArgumentNullException.ThrowIfNull(ids, what);
+            if (ids.dim() != 2)
+                throw new ArgumentException($"Model '{Card.Name}': {what} must be [batch, time], but have {ids.dim()} dimensions [{string.Join(", ", ids.shape)}].", what);
+            if (ids.dtype != ScalarType.Int64)
+                throw new ArgumentException($"Model '{Card.Name}': {what} must be int64, but are {ids.dtype}.", what);
+            if (batchOf is not null && ids.shape[0] != batchOf.shape[0])
+                throw new ArgumentException($"Model '{Card.Name}': {what} dimension 0 (batch) is {ids.shape[0]}, but the batch has {batchOf.shape[0]} sequence(s).", what);
+            long time = ids.shape[1];
+            if (time == 0 || offset + time > Card.Context)
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': {what} dimension 1 (time) is {time}" + (offset > 0 ? $" after {offset} cached positions" : "") +
+                    $"; it must be between 1 and the context of {Card.Context}" + (offset > 0 ? $" minus the cache ({Card.Context - offset})." : "."), what);
+            // One reduction and one host sync per call (a GPU would stall once, not twice); the slow path finds the id.
+            using var outside = ids.lt(0).logical_or_(ids.ge(Card.Vocab));
+            using var any = outside.any();
+            if (any.item<bool>())
+            {
+                using var bad = ids.masked_select(outside);
+                throw new ArgumentOutOfRangeException(what,
+                    $"Model '{Card.Name}': token id {bad[0].item<long>()} in {what} is outside the vocabulary [0, {Card.Vocab}).");
+            }
+        }
+
+        /// <summary>Rejects a padding mask that does not match its ids: [batch, time], bool.</summary>
+        protected void CheckMask(Tensor mask, Tensor ids, string what)
+        {
+            if (mask.dtype != ScalarType.Bool || !mask.shape.SequenceEqual(ids.shape))
+                throw new ArgumentException(
+                    $"Model '{Card.Name}': {what} must be bool shaped like the ids [{string.Join(", ", ids.shape)}] (true = a real token), but is {mask.dtype} [{string.Join(", ", mask.shape)}].", what);
+        }
+
+        /// <summary>A forward pass's result: the logits, and what the state gathered (auxiliary loss, expert load).</summary>
+        protected static ModelOutput Output(Tensor logits, ForwardState state)
+            => new(logits, state.AuxiliaryLoss(), state.ExpertLoad);
+
+        /// <summary>Loss = task loss + the auxiliary loss of the same pass, if any.</summary>
+        protected static Tensor WithAuxiliary(Tensor loss, ModelOutput output)
+            => output.AuxiliaryLoss is null ? loss : loss + output.AuxiliaryLoss;
+    }
+}

@@ -1,0 +1,66 @@
+using System.Collections.Generic;
+using System.Linq;
+using ModelDsl.Generators.Emit.TorchSharp;
+using ModelDsl.Generators.Ir;
+using ModelDsl.Generators.Ir.Families;
+using ModelDsl.Generators.Spec;
+using ModelDsl.Generators.Validation;
+using static ModelDsl.Generators.Validation.DiagnosticDescriptors;
+
+namespace ModelDsl.Generators.Emit
+{
+    /// <summary>
+    /// What a backend can generate is the op kinds (and tasks) its emitter implements. A valid declaration whose
+    /// graph needs another gets an MDSL0100 warning at the attribute that asked for it, and no code for that backend,
+    /// rather than code that silently ignores an attribute.
+    /// </summary>
+    internal static class BackendSupport
+    {
+        public const string TorchSharp = "TorchSharp";
+
+        /// <summary>A type of the TorchSharp runtime: its presence in a compilation turns the TorchSharp backend on.</summary>
+        public const string TorchSharpRuntimeType = "ModelDsl.TorchSharp.TransformerModel";
+
+        /// <summary>The MDSL0100 findings of a valid spec for the TorchSharp backend (none when it generates everything).</summary>
+        public static IEnumerable<Finding> TorchSharpGaps(ModelSpec spec) => Gaps(TransformerGraph.Build(spec));
+
+        public static IEnumerable<Finding> Gaps(ModelGraph graph)
+        {
+            var name = graph.Spec.Name;
+            if (!TorchSharpEmitter.SupportedTasks.Contains(graph.Task))
+            {
+                yield return new Finding(NotYetGenerated, FindingSite.On(graph.Spec.Family.ToString()), new object?[] { TorchSharp, Describe(graph.Task), name });
+                yield break;
+            }
+            foreach (var group in TorchSharpEmitter.Unsupported(graph).GroupBy(op => (Feature: Describe(op.Kind), op.Origin)))
+                yield return new Finding(NotYetGenerated, group.Key.Origin, new object?[] { TorchSharp, group.Key.Feature, name });
+        }
+
+        private static string Describe(ModelTask task) => task switch
+        {
+            ModelTask.MaskedLanguageModel => "masked language models",
+            ModelTask.SequenceClassification => "sequence classifiers",
+            ModelTask.SequenceToSequence => "sequence-to-sequence models",
+            ModelTask.ImageClassification => "image classifiers",
+            _ => "causal language models",
+        };
+
+        /// <summary>What an op kind is called in a diagnostic.</summary>
+        public static string Describe(OpKind kind) => kind switch
+        {
+            OpKind.LearnedPositions => "learned positions",
+            OpKind.SinusoidalPositions => "sinusoidal positions",
+            OpKind.Rotary => "rotary positions",
+            OpKind.RelativePositionBias => "relative position bias",
+            OpKind.Norm => "normalisation layers",
+            OpKind.LowRank => "LoRA adapters",
+            OpKind.GatedActivation => "gated feed-forward layers",
+            OpKind.Router or OpKind.Experts or OpKind.RouterLoss => "mixture-of-experts layers",
+            OpKind.PatchEmbedding => "patch embeddings",
+            OpKind.ClassToken => "class tokens",
+            OpKind.SelectToken => "first-token pooling",
+            OpKind.CrossEntropy => "the cross-entropy loss",
+            _ => kind.ToString().ToLowerInvariant() + " ops",
+        };
+    }
+}
