@@ -112,7 +112,7 @@ internal static class ExampleProgram
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
             "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} below it. {6:N0} tokens/s.",
             report.InitialValidationLoss, final, Entropy.NatsToBits(final), Entropy.Perplexity(final), unigram,
-            1 - final / unigram, report.TokensPerSecond));
+            1 - final / unigram, report.ItemsPerSecond));
         Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
 
         var prompt = "And God said";

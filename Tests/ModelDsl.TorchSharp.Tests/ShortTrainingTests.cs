@@ -52,7 +52,7 @@ namespace ModelDsl.TorchSharp.Tests
             var report = trainer.Train(data);
             clock.Stop();
 
-            log.WriteLine($"{tokenizer.VocabSize} characters, unigram entropy {unigram:F4} nats; {clock.Elapsed.TotalSeconds:F1} s, {report.TokensPerSecond:F0} tokens/s");
+            log.WriteLine($"{tokenizer.VocabSize} characters, unigram entropy {unigram:F4} nats; {clock.Elapsed.TotalSeconds:F1} s, {report.ItemsPerSecond:F0} tokens/s");
             foreach (var point in report.Evaluations) log.WriteLine($"step {point.Step,3}: validation loss {point.Loss:F4}");
             double initial = report.InitialValidationLoss, final = report.FinalValidationLoss;
             Assert.All(report.TrainLosses, loss => Assert.True(double.IsFinite(loss)));

@@ -182,7 +182,7 @@ namespace ModelDsl.TorchSharp.Tests
             Assert.InRange(report.InitialValidationLoss, 1.5, 4.0);
             Assert.True(report.FinalValidationLoss < 0.1, $"final validation loss {report.FinalValidationLoss}");
             Assert.True(report.MeanTrainLoss(10) < 0.1 * report.TrainLosses[0], $"train loss {report.TrainLosses[0]} -> {report.MeanTrainLoss(10)}");
-            Assert.True(report.TokensPerSecond > 0);
+            Assert.True(report.ItemsPerSecond > 0);
             Assert.Equal(100, observer.Steps);
             Assert.Equal(3, observer.Evaluations);
             Assert.True(observer.Started && observer.Ended);

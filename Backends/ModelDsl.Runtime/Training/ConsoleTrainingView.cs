@@ -23,6 +23,7 @@ namespace ModelDsl.Training
         private ProgressTask? task;
         private TimeSpan lastLine = TimeSpan.MinValue;
         private int totalSteps;
+        private string unit = "tok";
 
         /// <summary>Creates a view on <paramref name="console"/> (default: <see cref="AnsiConsole.Console"/>).</summary>
         /// <param name="console">Where to write.</param>
@@ -64,11 +65,12 @@ namespace ModelDsl.Training
         void ITrainingObserver.OnStart(TrainingStart start)
         {
             totalSteps = start.Options.Steps;
+            unit = start.ItemName == "tokens" ? "tok" : start.ItemName;
             if (task is not null) task.MaxValue = totalSteps;
             var o = start.Options;
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[bold]{0}[/]: {1:N0} parameters ({2:N0} with weight decay), {3:N0} train / {4:N0} validation tokens",
-                Markup.Escape(start.ModelName), start.ParameterCount, start.DecayedParameterCount, start.TrainTokens, start.ValidationTokens));
+                "[bold]{0}[/]: {1:N0} parameters ({2:N0} with weight decay), {3:N0} train / {4:N0} validation {5}",
+                Markup.Escape(start.ModelName), start.ParameterCount, start.DecayedParameterCount, start.TrainItems, start.ValidationItems, Markup.Escape(start.ItemName)));
             console.MarkupLine(Markup.Escape(string.Format(CultureInfo.InvariantCulture,
                 "{0} steps x {1} x {2} tokens, lr {3:G3} (warm-up {4}, cosine to {5:G3}), AdamW betas ({6}, {7}), wd {8}, clip {9}",
                 o.Steps, o.BatchSize, o.SequenceLength, o.LearningRate, o.WarmupSteps, o.LearningRate * o.MinLearningRateRatio,
@@ -78,8 +80,8 @@ namespace ModelDsl.Training
         void ITrainingObserver.OnStep(TrainingProgress p)
         {
             string text = string.Format(CultureInfo.InvariantCulture,
-                "step {0,6}/{1}  loss {2:F4}  lr {3:0.00e+0}  {4,7:N0} tok/s  ETA {5}",
-                p.StepsDone, p.TotalSteps, p.SmoothedLoss, p.LearningRate, p.TokensPerSecond, Format(p.Remaining));
+                "step {0,6}/{1}  loss {2:F4}  lr {3:0.00e+0}  {4,7:N0} {6}/s  ETA {5}",
+                p.StepsDone, p.TotalSteps, p.SmoothedLoss, p.LearningRate, p.ItemsPerSecond, Format(p.Remaining), unit);
             if (task is not null)
             {
                 task.Description = Markup.Escape(text);
@@ -96,17 +98,17 @@ namespace ModelDsl.Training
         void ITrainingObserver.OnEvaluation(EvaluationPoint e)
         {
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[blue]eval[/] step {0,6}: validation loss [bold]{1:F4}[/] nats/token ({2:F3} bits, perplexity {3:F2})",
+                "[blue]eval[/] step {0,6}: validation loss [bold]{1:F4}[/] nats ({2:F3} bits, perplexity {3:F2})",
                 e.Step, e.Loss, e.Loss / Math.Log(2), Math.Exp(e.Loss)));
         }
 
         void ITrainingObserver.OnEnd(TrainingReport r)
         {
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[green]done[/]: {0:N0} steps in {1} ({2:N0} tokens/s while training); final train loss {3:F4} (mean of last {5}), validation {4}",
-                r.TrainLosses.Count, Format(r.Elapsed), r.TokensPerSecond, r.MeanTrainLoss(),
+                "[green]done[/]: {0:N0} steps in {1} ({2:N0} {6}/s while training); final train loss {3:F4} (mean of last {5}), validation {4}",
+                r.TrainLosses.Count, Format(r.Elapsed), r.ItemsPerSecond, r.MeanTrainLoss(),
                 double.IsNaN(r.FinalValidationLoss) ? "n/a" : r.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture),
-                Math.Min(50, r.TrainLosses.Count)));
+                Math.Min(50, r.TrainLosses.Count), r.ItemName));
         }
 
         private static string Format(TimeSpan t) =>

@@ -4,8 +4,8 @@ using System.Collections.Generic;
 namespace ModelDsl.Training
 {
     /// <summary>
-    /// Hyper-parameters of a backend's language-model trainer (TorchSharp:
-    /// <c>ModelDsl.TorchSharp.Training.LanguageModelTrainer</c>): AdamW with decoupled weight decay on matrices only,
+    /// Hyper-parameters of a backend's trainer (TorchSharp:
+    /// <c>ModelDsl.TorchSharp.Training.ModelTrainer</c>): AdamW with decoupled weight decay on matrices only,
     /// linear warm-up then cosine decay to <see cref="MinLearningRateRatio"/> of the peak (the nanoGPT recipe).
     /// Defaults suit a small character-level model on a CPU.
     /// </summary>

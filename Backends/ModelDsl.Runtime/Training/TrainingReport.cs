@@ -6,14 +6,18 @@ namespace ModelDsl.Training
     /// <summary>A validation measurement: mean loss over the evaluation batches after <see cref="Step"/> optimizer steps.</summary>
     public readonly record struct EvaluationPoint(int Step, double Loss);
 
-    /// <summary>Facts known when training starts, for observers.</summary>
+    /// <summary>
+    /// Facts known when training starts, for observers. Items are what the task counts: tokens for language models,
+    /// images or sequences for classifiers (<see cref="ItemName"/>).
+    /// </summary>
     public sealed record TrainingStart(
         string ModelName,
         TrainingOptions Options,
         long ParameterCount,
         long DecayedParameterCount,
-        int TrainTokens,
-        int ValidationTokens);
+        long TrainItems,
+        long ValidationItems,
+        string ItemName = "tokens");
 
     /// <summary>One optimizer step, reported after it completes.</summary>
     public sealed record TrainingProgress(
@@ -23,7 +27,7 @@ namespace ModelDsl.Training
         double SmoothedLoss,
         double LearningRate,
         double GradNorm,
-        double TokensPerSecond,
+        double ItemsPerSecond,
         TimeSpan Elapsed,
         TimeSpan Remaining)
     {
@@ -55,10 +59,11 @@ namespace ModelDsl.Training
         IReadOnlyList<double> LearningRates,
         IReadOnlyList<double> GradNorms,
         IReadOnlyList<EvaluationPoint> Evaluations,
-        long TokensSeen,
+        long ItemsSeen,
         TimeSpan Elapsed,
         TimeSpan TrainingTime,
-        double TokensPerSecond)
+        double ItemsPerSecond,
+        string ItemName = "tokens")
     {
         /// <summary>Validation loss of the last evaluation, or NaN when evaluation was off.</summary>
         public double FinalValidationLoss => Evaluations.Count > 0 ? Evaluations[^1].Loss : double.NaN;

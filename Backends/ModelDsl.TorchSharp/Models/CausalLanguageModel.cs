@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
+using ModelDsl.TorchSharp.Training;
 using static TorchSharp.torch;
 
 namespace ModelDsl.TorchSharp
@@ -11,7 +12,7 @@ namespace ModelDsl.TorchSharp
     /// the next-token loss (plus the mixture-of-experts auxiliary loss), cached generation and safetensors I/O.
     /// Generated subclasses supply the layers.
     /// </summary>
-    public abstract class CausalLanguageModel : TransformerModel
+    public abstract class CausalLanguageModel : TaskModel<TokenBatch>
     {
         protected CausalLanguageModel(ModelCard card) : base(card) { }
 
@@ -46,6 +47,9 @@ namespace ModelDsl.TorchSharp
             var output = Forward(ids);
             return WithAuxiliary(TaskLoss(output.Logits, targets), output);
         }
+
+        /// <inheritdoc />
+        public override Tensor Loss(TokenBatch batch) => Loss(batch.Ids, batch.Targets);
 
         /// <summary>
         /// Autoregressive sampling with a KV cache: the prompt is encoded once, then one token per step, until

@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using TorchSharp;
+using ModelDsl.TorchSharp.Training;
 using static TorchSharp.torch;
 
 namespace ModelDsl.TorchSharp
@@ -10,7 +11,7 @@ namespace ModelDsl.TorchSharp
     /// with the checks that keep bad input from reaching the embeddings. Missing segments are all 0 (one sentence);
     /// a missing mask means no padding.
     /// </summary>
-    public abstract class EncoderModel : TransformerModel
+    public abstract class EncoderModel<TBatch> : TaskModel<TBatch>
     {
         protected EncoderModel(ModelCard card) : base(card) { }
 
@@ -44,9 +45,12 @@ namespace ModelDsl.TorchSharp
     /// A generated BERT-style masked language model: logits [B, T, Vocab] for every position and the MLM loss over
     /// the masked positions (targets are -100 elsewhere).
     /// </summary>
-    public abstract class MaskedLanguageModel : EncoderModel
+    public abstract class MaskedLanguageModel : EncoderModel<MaskedBatch>
     {
         protected MaskedLanguageModel(ModelCard card) : base(card) { }
+
+        /// <inheritdoc />
+        public override Tensor Loss(MaskedBatch batch) => Loss(batch.Ids, batch.Targets, batch.Segments, batch.Mask);
 
         /// <summary>Mean cross-entropy at the positions whose target is not -100 (the masked ones), plus any auxiliary loss.</summary>
         public Tensor Loss(Tensor ids, Tensor targets, Tensor? segments = null, Tensor? mask = null)
@@ -58,9 +62,12 @@ namespace ModelDsl.TorchSharp
     }
 
     /// <summary>A generated BERT-style sequence classifier: class logits [B, Classes] from the pooled first token.</summary>
-    public abstract class SequenceClassificationModel : EncoderModel
+    public abstract class SequenceClassificationModel : EncoderModel<ClassificationBatch>
     {
         protected SequenceClassificationModel(ModelCard card) : base(card) { }
+
+        /// <inheritdoc />
+        public override Tensor Loss(ClassificationBatch batch) => Loss(batch.Ids, batch.Labels, batch.Segments, batch.Mask);
 
         /// <summary>Mean cross-entropy of the class logits against labels [B], plus any auxiliary loss.</summary>
         public Tensor Loss(Tensor ids, Tensor labels, Tensor? segments = null, Tensor? mask = null)
@@ -72,7 +79,7 @@ namespace ModelDsl.TorchSharp
     }
 
     /// <summary>A generated ViT-style image classifier: class logits [B, Classes] for images [B, Channels, ImageSize, ImageSize].</summary>
-    public abstract class ImageClassificationModel : TransformerModel
+    public abstract class ImageClassificationModel : TaskModel<ImageBatch>
     {
         protected ImageClassificationModel(ModelCard card) : base(card) { }
 
@@ -92,6 +99,9 @@ namespace ModelDsl.TorchSharp
             var state = new ForwardState(null, training);
             return Output(Logits(pixels.to(DType), state), state);
         }
+
+        /// <inheritdoc />
+        public override Tensor Loss(ImageBatch batch) => Loss(batch.Pixels, batch.Labels);
 
         /// <summary>Mean cross-entropy of the class logits against labels [B], plus any auxiliary loss.</summary>
         public Tensor Loss(Tensor pixels, Tensor labels)

@@ -1,5 +1,6 @@
 using System;
 using TorchSharp;
+using ModelDsl.TorchSharp.Training;
 using static TorchSharp.torch;
 
 namespace ModelDsl.TorchSharp
@@ -9,7 +10,7 @@ namespace ModelDsl.TorchSharp
     /// cross-attention to the encoder's states. Teacher-forced logits and loss here; decoding with a cache uses
     /// <see cref="Encode"/> and <see cref="Decode"/> through <see cref="EncodeSource"/> and <see cref="DecodeNext"/>.
     /// </summary>
-    public abstract class SequenceToSequenceModel : TransformerModel
+    public abstract class SequenceToSequenceModel : TaskModel<SequenceToSequenceBatch>
     {
         protected SequenceToSequenceModel(ModelCard card) : base(card) { }
 
@@ -35,6 +36,9 @@ namespace ModelDsl.TorchSharp
             var logits = Logits(source, sourceMask ?? torch.ones(source.shape, ScalarType.Bool, source.device), decoderInput, state);
             return Output(logits, state);
         }
+
+        /// <inheritdoc />
+        public override Tensor Loss(SequenceToSequenceBatch batch) => Loss(batch.Source, batch.DecoderInput, batch.Targets, batch.SourceMask);
 
         /// <summary>Mean cross-entropy of the decoder's logits against targets [B, T] (-100 ignored), plus any auxiliary loss.</summary>
         public Tensor Loss(Tensor source, Tensor decoderInput, Tensor targets, Tensor? sourceMask = null)
