@@ -146,6 +146,11 @@ internal static class ExampleProgram
             Console.WriteLine(card);
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "  forward FLOPs/token at T={0}: {1:N0}; a training step costs about 3x that", card.Context, card.ForwardFlopsPerToken(card.Context)));
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                "  training memory at batch 16 x {0}: {1:N1} MiB of activations kept for the backward pass, {2:N1} MiB of weights, gradients and AdamW moments",
+                card.Context, card.ActivationBytes(16, card.Context) / 1048576.0, 16.0 * card.ParameterCount / 1048576.0));
+            foreach (var term in card.ActivationByteTerms.OrderByDescending(t => t.At(16, card.Context, card.Context)).Take(5))
+                Console.WriteLine("    " + term);
         }
     }
 

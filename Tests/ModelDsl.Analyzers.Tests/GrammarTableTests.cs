@@ -71,7 +71,9 @@ namespace ModelDsl.Analyzers.Tests
         [Fact]
         public void Docs_list_every_argument_with_its_default()
         {
-            var docs = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "docs", "dsl.md"));
+            var text = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "docs", "dsl.md"));
+            // The grammar's tables: the families and the modifiers.
+            var docs = text.Substring(text.IndexOf("## Families", StringComparison.Ordinal));
             // Markdown escapes "|" inside a table cell.
             var rows = docs.Split('\n').Where(l => l.StartsWith("| `[", StringComparison.Ordinal)).Select(l => l.Replace("\\|", "|")).ToList();
             foreach (var attribute in DslGrammar.All)
