@@ -123,8 +123,10 @@ namespace ModelDsl
         public int TopK { get; set; } = 2;
         /// <summary>Every n-th block is an MoE block (1 = all).</summary>
         public int Every { get; set; } = 1;
-        /// <summary>Weight of the load-balancing auxiliary loss.</summary>
+        /// <summary>Weight of the load-balancing auxiliary loss (Switch Transformers; Hugging Face's router_aux_loss_coef).</summary>
         public double AuxLossWeight { get; set; } = 0.01;
+        /// <summary>Weight of the router z-loss, mean(logsumexp(router logits)^2) (ST-MoE); 0 (the default) leaves it out.</summary>
+        public double ZLossWeight { get; set; }
     }
 
     /// <summary>Low-rank adapters on chosen projections; the base weights are frozen when adapters are trained.</summary>

@@ -63,7 +63,7 @@ namespace ModelDsl.Generators
                 context.RegisterSourceOutput(named.Combine(torchSharpAvailable), static (output, pair) =>
                 {
                     var ((graph, all), available) = pair;
-                    if (available && !TorchSharpEmitter.Unsupported(graph).Any())
+                    if (available && !BackendSupport.Gaps(graph).Any())
                         output.AddSource(HintName(graph.Spec.Type, all, "TorchSharp.g.cs"), TorchSharpEmitter.Emit(graph));
                 });
             }

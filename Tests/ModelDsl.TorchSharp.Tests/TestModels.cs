@@ -156,3 +156,66 @@ namespace ModelDsl.TorchSharp.Tests
     [LearnedPositions, PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
     public partial record TinyWindowGqaDecoder;
 }
+
+namespace ModelDsl.TorchSharp.Tests
+{
+    /// <summary>BERT's layout at toy size: segments, post-norm (eps 1e-5, as libtorch's TransformerEncoderLayer), tied MLM head.</summary>
+    [Encoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64)]
+    [SegmentEmbeddings, PostNorm(Epsilon = 1e-5), TiedEmbeddings]
+    public partial record TinyBert;
+
+    /// <summary>The same encoder with BERT's pooler and a 3-class classifier.</summary>
+    [Encoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64)]
+    [SegmentEmbeddings, PostNorm(Epsilon = 1e-5), ClassificationHead(Classes = 3)]
+    public partial record TinyBertClassifier;
+
+    /// <summary>T5 v1.1's layout at toy size: d_kv 16 (Heads x HeadDim = 64, not Hidden), gated GELU, relative buckets, untied head.</summary>
+    [EncoderDecoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, EncoderLayers = 2, DecoderLayers = 2)]
+    [Attention(HeadDim = 16, Bias = false)]
+    [FeedForward(Inner = 64, Activation = Activation.GeGlu, Bias = false)]
+    [RelativePositions(Buckets = 8, MaxDistance = 16)]
+    public partial record TinyT5;
+
+    /// <summary>T5 v1.0: ReLU, tied head (rescaled by Hidden^-0.5).</summary>
+    [EncoderDecoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, EncoderLayers = 1, DecoderLayers = 2)]
+    [Attention(Bias = false)]
+    [FeedForward(Inner = 64, Activation = Activation.Relu, Bias = false)]
+    [RelativePositions(Buckets = 8, MaxDistance = 16), TiedEmbeddings]
+    public partial record TinyTiedT5;
+
+    /// <summary>ViT's layout at toy size: 16 x 16 greyscale images in 4 x 4 patches.</summary>
+    [VisionEncoder(ImageSize = 16, PatchSize = 4, Channels = 1, Hidden = 32, Heads = 4, Layers = 2, Classes = 10)]
+    [FeedForward(Inner = 64)]
+    [PreNorm(Epsilon = 1e-6)]
+    public partial record TinyVit;
+
+    /// <summary>Llama's layout at toy size: rotary positions, GQA, SwiGLU, RMSNorm, no biases.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Bias = false)]
+    [FeedForward(Inner = 48, Activation = Activation.SwiGlu, Bias = false)]
+    [RotaryPositions(Base = 500), PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    public partial record TinyLlama;
+
+    /// <summary>Mixtral's routing on a GPT-2 body: 4 experts, top-2, every layer.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    [MixtureOfExperts(Experts = 4, TopK = 2, ZLossWeight = 0.001)]
+    public partial record TinyMoeGpt;
+
+    /// <summary>Switch routing: top-1 in every second layer.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.Relu)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    [MixtureOfExperts(Experts = 4, TopK = 1, Every = 2)]
+    public partial record TinySwitchGpt;
+
+    /// <summary>LoRA on the fused attention projection and the feed-forward of a GPT-2-shaped model.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 64, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    [Lora(Rank = 4, Alpha = 8, Targets = LoraTargets.Query | LoraTargets.Value | LoraTargets.FeedForward)]
+    public partial record TinyLoraGpt;
+}

@@ -236,7 +236,7 @@ namespace ModelDsl.TorchSharp
         /// Dispatch and combine: y[n] = sum_k weights[n, k] expert_{experts[n, k]}(x[n]) for tokens x [B, T, H].
         /// Each expert runs once on exactly the tokens routed to it (gathered, then scattered back with index_add).
         /// </summary>
-        public static Tensor Experts(Tensor x, Tensor weights, Tensor experts, Func<int, Tensor, Tensor> expert)
+        public static Tensor CombineExperts(Tensor x, Tensor weights, Tensor experts, Func<int, Tensor, Tensor> expert)
         {
             var tokens = x.reshape(-1, x.shape[^1]);                                                              // [N, H]
             var output = torch.zeros_like(tokens);

@@ -25,15 +25,20 @@ namespace ModelDsl.Generators.Emit
         public static IEnumerable<Finding> TorchSharpGaps(ModelSpec spec) => Gaps(TransformerGraph.Build(spec));
 
         public static IEnumerable<Finding> Gaps(ModelGraph graph)
+            => Gaps(graph, TorchSharp, TorchSharpEmitter.SupportedOps, TorchSharpEmitter.SupportedTasks);
+
+        /// <summary>The MDSL0100 findings of a graph for a backend that implements <paramref name="ops"/> and <paramref name="tasks"/>.</summary>
+        public static IEnumerable<Finding> Gaps(ModelGraph graph, string backend, IReadOnlyCollection<OpKind> ops, IReadOnlyCollection<ModelTask> tasks)
         {
             var name = graph.Spec.Name;
-            if (!TorchSharpEmitter.SupportedTasks.Contains(graph.Task))
+            if (!tasks.Contains(graph.Task))
             {
-                yield return new Finding(NotYetGenerated, FindingSite.On(graph.Spec.Family.ToString()), new object?[] { TorchSharp, Describe(graph.Task), name });
+                yield return new Finding(NotYetGenerated, FindingSite.On(graph.Spec.Family.ToString()), new object?[] { backend, Describe(graph.Task), name });
                 yield break;
             }
-            foreach (var group in TorchSharpEmitter.Unsupported(graph).GroupBy(op => (Feature: Describe(op.Kind), op.Origin)))
-                yield return new Finding(NotYetGenerated, group.Key.Origin, new object?[] { TorchSharp, group.Key.Feature, name });
+            var missing = graph.AllOps().Select(p => p.Op).Where(op => !ops.Contains(op.Kind));
+            foreach (var group in missing.GroupBy(op => (Feature: Describe(op.Kind), op.Origin)))
+                yield return new Finding(NotYetGenerated, group.Key.Origin, new object?[] { backend, group.Key.Feature, name });
         }
 
         private static string Describe(ModelTask task) => task switch

@@ -26,6 +26,9 @@ namespace ModelDsl.Generators.Ir
         /// <summary>"Patches+1": this dimension plus a constant.</summary>
         public Dim Plus(int extra) => new(Symbol + "+" + extra.ToString(CultureInfo.InvariantCulture), IsStatic ? checked(Size + extra) : Dynamic);
 
+        /// <summary>The dimension as a C# expression over the model's generated constants ("3 * Hidden", "Heads * HeadDim").</summary>
+        public string Expression => Symbol.Replace("*", " * ").Replace("+", " + ");
+
         public override string ToString()
             => !IsStatic || Symbol == Size.ToString(CultureInfo.InvariantCulture) ? Symbol : Symbol + "=" + Size.ToString(CultureInfo.InvariantCulture);
 

@@ -209,7 +209,7 @@ namespace ModelDsl.Generators.Ir
             string path = graph.Path(role, stack);
             var rank = D.Rank;
             int a = graph.NewParameter(this, path + ".lora_A", "weight", ModuleKind.Linear, Shape.Of(rank, input),
-                InitRule.Normal(1.0 / System.Math.Sqrt(input.Size), "1.0 / global::System.Math.Sqrt(" + input.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) + ")"));
+                InitRule.Normal(1.0 / System.Math.Sqrt(input.Size), "1.0 / global::System.Math.Sqrt(" + input.Expression + ")"));
             int b = graph.NewParameter(this, path + ".lora_B", "weight", ModuleKind.Linear, Shape.Of(output, rank), InitRule.Zeros);
             return (a, b);
         }

@@ -90,7 +90,7 @@ namespace ModelDsl.Generators.Parsing
                 Classifier: family == ModelFamily.VisionEncoder ? new ClassifierSpec(core.Int(A.Classes))
                     : Has(G.ClassificationHead) ? new ClassifierSpec(Args(G.ClassificationHead).Int(A.Classes)) : null,
                 Experts: Has(G.MixtureOfExperts)
-                    ? new ExpertsSpec(moe.Int(A.Experts), moe.IntOrDefault(A.TopK), moe.IntOrDefault(A.Every), moe.DoubleOrDefault(A.AuxLossWeight))
+                    ? new ExpertsSpec(moe.Int(A.Experts), moe.IntOrDefault(A.TopK), moe.IntOrDefault(A.Every), moe.DoubleOrDefault(A.AuxLossWeight), moe.DoubleOrDefault(A.ZLossWeight))
                     : null,
                 Lora: Has(G.Lora)
                     ? new LoraSpec(lora.IntOrDefault(A.Rank), lora.DoubleOrDefault(A.Alpha), (LoraTargets)lora.IntOrDefault(A.Targets))

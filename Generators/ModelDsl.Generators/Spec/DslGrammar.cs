@@ -77,6 +77,7 @@ namespace ModelDsl.Generators.Spec
             public const string TopK = "TopK";
             public const string Every = "Every";
             public const string AuxLossWeight = "AuxLossWeight";
+            public const string ZLossWeight = "ZLossWeight";
             public const string Rank = "Rank";
             public const string Alpha = "Alpha";
             public const string Targets = "Targets";
@@ -148,6 +149,7 @@ namespace ModelDsl.Generators.Spec
             new DslArgument(MixtureOfExperts, Args.TopK, ArgumentKind.Int, 2, "2", "the experts each token is routed to"),
             new DslArgument(MixtureOfExperts, Args.Every, ArgumentKind.Int, 1, "1", "every n-th block is a mixture-of-experts block"),
             new DslArgument(MixtureOfExperts, Args.AuxLossWeight, ArgumentKind.Double, 0.01, "0.01", "the weight of the load-balancing loss"),
+            new DslArgument(MixtureOfExperts, Args.ZLossWeight, ArgumentKind.Double, 0.0, "0", "the weight of the router z-loss"),
 
             new DslArgument(Lora, Args.Rank, ArgumentKind.Int, 8, "8", "the adapter rank r"),
             new DslArgument(Lora, Args.Alpha, ArgumentKind.Double, 16.0, "16", "the scaling numerator: updates are scaled by Alpha / Rank"),

@@ -66,7 +66,7 @@ namespace ModelDsl.Generators.Spec
     internal sealed record ClassifierSpec(int? Classes);
 
     /// <summary>[MixtureOfExperts]. Experts null: not written (MDSL0004).</summary>
-    internal sealed record ExpertsSpec(int? Experts, int TopK, int Every, double AuxLossWeight);
+    internal sealed record ExpertsSpec(int? Experts, int TopK, int Every, double AuxLossWeight, double ZLossWeight);
 
     /// <summary>[Lora].</summary>
     internal sealed record LoraSpec(int Rank, double Alpha, LoraTargets Targets);

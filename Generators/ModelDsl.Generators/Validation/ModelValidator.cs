@@ -263,6 +263,8 @@ namespace ModelDsl.Generators.Validation
                 report(MoeEveryOutOfRange, FindingSite.On(G.MixtureOfExperts, A.Every), moe.Every, layers);
             if (!(moe.AuxLossWeight >= 0) || double.IsInfinity(moe.AuxLossWeight))
                 report(ValueOutOfRange, FindingSite.On(G.MixtureOfExperts, A.AuxLossWeight), A.AuxLossWeight, "finite and not negative", moe.AuxLossWeight);
+            if (!(moe.ZLossWeight >= 0) || double.IsInfinity(moe.ZLossWeight))
+                report(ValueOutOfRange, FindingSite.On(G.MixtureOfExperts, A.ZLossWeight), A.ZLossWeight, "finite and not negative", moe.ZLossWeight);
         }
 
         private static void CheckLora(ModelSpec spec, Reporter report)

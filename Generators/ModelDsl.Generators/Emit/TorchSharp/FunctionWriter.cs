@@ -177,7 +177,8 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                     text.Append('[').Append(int.TryParse(own[i], out _) ? own[i] : segment == CheckpointLayout.LayerIndex ? "layer" : "expert").Append(']');
                 else
                     text.Append(text.Length == 0 ? "" : ".").Append(node.FieldName);
-                if (node.IsOptional) text.Append('!');
+                // Optional modules, and a linear module's LoRA adapters, are nullable fields.
+                if (node.IsOptional || node.Parent?.Category == ModuleCategory.AdaptedLeaf) text.Append('!');
             }
             return text.ToString();
         }
@@ -192,10 +193,17 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             while (paths.All(p => p.Length > common && p[common] == paths[0][common])) common++;
             if (common < 2) return;
             var segments = paths[0].Take(common).ToArray();
-            if (segments.Any(s => int.TryParse(s, out _))) return;
+            // A literal layer index ("block.0", T5's shared relative bias) is not what the other layers share.
+            var node = Context.Tree.Root;
+            foreach (var segment in segments)
+            {
+                if (node.Children.Any(c => c.Segment == CheckpointLayout.LayerIndex) && int.TryParse(segment, out _)) return;
+                node = node.Children.First(c => c.Segment == segment);
+            }
             string path = string.Join(".", segments);
             string last = segments.Last();
-            string name = last == CheckpointLayout.LayerIndex ? "block" : last == CheckpointLayout.ExpertIndex ? "expertModule" : last;
+            string name = last == CheckpointLayout.LayerIndex ? "block" : last == CheckpointLayout.ExpertIndex ? "expertModule"
+                : char.ToLowerInvariant(last[0]) + last.Substring(1);
             if (!SyntaxFacts.IsValidIdentifier(name) || SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None
                 || holder.ContainsKey(name) || reserved.Contains(name)
                 || Function.Ops.SelectMany(o => o.Outputs).Any(o => Graph.Value(o).Name == name))

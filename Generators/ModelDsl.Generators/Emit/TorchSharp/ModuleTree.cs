@@ -102,10 +102,28 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             var containers = Root.Descendants().Where(n => n.Category == ModuleCategory.Container).ToList();
             foreach (var node in containers)
                 node.ClassName = infos.TryGetValue(node.Path, out var name) ? name : Pascal(node.Segment.Trim('{', '}')) + "Module";
+            // One class per structure: where the layout's name covers two structures, the root segment ("Encoder",
+            // "Decoder") tells them apart, and failing that a number does.
             foreach (var group in containers.GroupBy(n => n.ClassName).ToList())
             {
-                if (group.Select(n => n.Signature()).Distinct().Count() < 2) continue;
-                foreach (var node in group) node.ClassName = Pascal(node.Path.Split('.')[0]) + node.ClassName;
+                var shapes = group.GroupBy(n => n.Signature()).ToList();
+                if (shapes.Count < 2) continue;
+                foreach (var shape in shapes)
+                {
+                    var roots = shape.Select(n => n.Path.Split('.')[0]).Distinct().ToList();
+                    string prefix = roots.Count == 1 ? Pascal(roots[0]) : "";
+                    foreach (var node in shape) node.ClassName = prefix + node.ClassName;
+                }
+                var renamed = group.GroupBy(n => n.ClassName).Where(g => g.Select(n => n.Signature()).Distinct().Count() > 1);
+                foreach (var clash in renamed.ToList())
+                {
+                    int i = 0;
+                    foreach (var shape in clash.GroupBy(n => n.Signature()).ToList())
+                    {
+                        i++;
+                        foreach (var node in shape) node.ClassName += i.ToString(CultureInfo.InvariantCulture);
+                    }
+                }
             }
         }
 

@@ -28,11 +28,6 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         /// <summary>The tasks whose runtime base class exists.</summary>
         public static IReadOnlyCollection<ModelTask> SupportedTasks => TorchSharpOps.Tasks;
 
-        /// <summary>The kinds a graph uses that this backend lacks, with the attribute each came from.</summary>
-        public static IEnumerable<Op> Unsupported(ModelGraph graph)
-            => !SupportedTasks.Contains(graph.Task) ? graph.Forward.Ops.Take(1) : graph.AllOps().Select(p => p.Op).Where(op => !TorchSharpOps.Writers.ContainsKey(op.Kind))
-                    .GroupBy(op => (op.Kind, op.Origin)).Select(g => g.First());
-
         /// <summary>What a generated class and its methods share while being written.</summary>
         internal sealed class Context
         {
@@ -238,6 +233,8 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 Int("Experts", moe.Experts ?? 0);
                 Int("TopK", moe.TopK);
                 Double("AuxLossWeight", moe.AuxLossWeight);
+                Double("ZLossWeight", moe.ZLossWeight);
+                writer.Line($"private static readonly {Runtime}RouterLossOptions RouterLossOptions = new(Experts, AuxLossWeight, ZLossWeight);");
             }
             if (spec.Lora is { } lora)
             {
@@ -260,8 +257,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         }
 
         /// <summary>A dimension as a C# expression over the constants ("3*Hidden" is "3 * Hidden").</summary>
-        public static string Expression(Dim dim)
-            => dim.Symbol.Replace("*", " * ").Replace("+", " + ");
+        public static string Expression(Dim dim) => dim.Expression;
 
         // ================================================================ module tree
 
@@ -305,10 +301,10 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                     case ModuleCategory.List:
                         var element = node.Children[0];
                         string count = element.Segment == CheckpointLayout.LayerIndex ? element.Stack + "Layers" : "Experts";
-                        string index = NeedsLayer(element) ? "layer" : "_";
-                        return $"ModuleList({count}, {index} => new {element.ClassName}({(NeedsLayer(element) ? "layer" : "")}))";
+                        string index = NeedsLayer(element) ? "layerIndex" : "_";
+                        return $"ModuleList({count}, {index} => new {element.ClassName}({(NeedsLayer(element) ? "layerIndex" : "")}))";
                     case ModuleCategory.Container:
-                        return $"new {node.ClassName}({(NeedsLayer(node) ? "layer" : "")})";
+                        return $"new {node.ClassName}({(NeedsLayer(node) ? "layerIndex" : "")})";
                     default:
                         return Leaf(node);
                 }
@@ -335,16 +331,21 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             };
         }
 
-        /// <summary>Whether building a module needs the layer index (some module below exists in only some layers).</summary>
-        private static bool NeedsLayer(ModuleNode node) => node.Descendants().Any(d => d.IsOptional) || node.IsOptional && node.IsIndex;
+        /// <summary>Whether building a module needs its layer's index: it is in a stack's layer and something below exists in only some layers.</summary>
+        private static bool NeedsLayer(ModuleNode node)
+        {
+            bool inLayer = false;
+            for (var n = node; n is not null; n = n.Parent) inLayer |= n.Segment == CheckpointLayout.LayerIndex;
+            return inLayer && node.Descendants().Any(d => d.IsOptional);
+        }
 
         /// <summary>The condition under which an optional module exists in layer "layer".</summary>
         private static string Presence(ModuleNode node, Context context)
         {
-            if (node.Presence.Count == 1) return "layer == " + Literal(node.Presence.Min);
+            if (node.Presence.Count == 1) return "layerIndex == " + Literal(node.Presence.Min);
             var stack = context.Graph.Stacks.First(s => Enumerable.Range(0, s.Variants.Count).Any(v => node.Presence.SetEquals(s.VariantOfLayer.Select((x, i) => (x, i)).Where(p => p.x == v).Select(p => p.i))));
             int variant = Enumerable.Range(0, stack.Variants.Count).First(v => node.Presence.SetEquals(stack.VariantOfLayer.Select((x, i) => (x, i)).Where(p => p.x == v).Select(p => p.i)));
-            return $"{stack.Name}LayerVariants[layer] == {Literal(variant)}";
+            return $"{stack.Name}LayerVariants[layerIndex] == {Literal(variant)}";
         }
 
         private static void WriteContainer(CodeWriter writer, ModuleNode node, Context context)
@@ -355,7 +356,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 foreach (var parameter in node.Parameters) WriteBare(writer, parameter);
                 foreach (var child in node.Children) WriteField(writer, child);
                 writer.Line();
-                using (writer.Block($"public {node.ClassName}({(NeedsLayer(node) ? "int layer" : "")}) : base({Literal(node.ClassName)})"))
+                using (writer.Block($"public {node.ClassName}({(NeedsLayer(node) ? "int layerIndex" : "")}) : base({Literal(node.ClassName)})"))
                 {
                     foreach (var parameter in node.Parameters)
                         writer.Line($"{parameter.Name} = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.zeros({string.Join(", ", parameter.Shape.Select(Expression))}));");
@@ -379,6 +380,12 @@ namespace ModelDsl.Generators.Emit.TorchSharp
 
         private static void WriteInit(CodeWriter writer, ModuleNode node, string access, int depth)
         {
+            if (node.IsOptional)
+            {
+                using (writer.Block($"if ({access} is not null)"))
+                    WriteInitBody(writer, node, access, depth);
+                return;
+            }
             if (node.Category == ModuleCategory.List)
             {
                 string item = node.Children[0].Segment == CheckpointLayout.LayerIndex ? "block" : "expert";
@@ -387,17 +394,18 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                     WriteInit(writer, node.Children[0], item, depth + 1);
                 return;
             }
-            if (node.IsOptional)
-            {
-                using (writer.Block($"if ({access} is not null)"))
-                    WriteInitBody(writer, node, access, depth);
-                return;
-            }
             WriteInitBody(writer, node, access, depth);
         }
 
         private static void WriteInitBody(CodeWriter writer, ModuleNode node, string access, int depth)
         {
+            if (node.Category == ModuleCategory.List)
+            {
+                string item = (node.Children[0].Segment == CheckpointLayout.LayerIndex ? "block" : "expert") + (depth == 0 ? "" : depth.ToString(CultureInfo.InvariantCulture));
+                using (writer.Block($"foreach (var {item} in {access})"))
+                    WriteInit(writer, node.Children[0], item, depth + 1);
+                return;
+            }
             foreach (var parameter in node.Parameters)
             {
                 string target = access + "." + parameter.Name + (parameter.Name == "bias" && node.Category != ModuleCategory.Container ? "!" : "");
@@ -410,7 +418,8 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 writer.Commented(call, Ir.Shape.Format(parameter.Shape));
             }
             foreach (var child in node.Children)
-                WriteInit(writer, child, child.IsIndex ? access : access + "." + child.FieldName, depth);
+                WriteInit(writer, child, child.IsIndex ? access
+                    : access + "." + child.FieldName + (node.Category == ModuleCategory.AdaptedLeaf ? "!" : ""), depth);
         }
 
         // ================================================================ checkpoint names

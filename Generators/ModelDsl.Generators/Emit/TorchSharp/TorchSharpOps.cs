@@ -18,13 +18,25 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         {
             [OpKind.Embedding] = (w, op) => w.Line($"{w.Out(op)} = {w.Module(op, 0)}.forward({w.In(op, 0)});", op),
             [OpKind.LearnedPositions] = LearnedPositions,
+            [OpKind.SinusoidalPositions] = (w, op) => w.Line($"{w.Out(op)} = {w.In(op, 0)} + SinusoidalPositions({w.In(op, 0)}, state);", op),
+            [OpKind.Rotary] = Rotary,
+            [OpKind.RelativePositionBias] = RelativePositionBias,
             [OpKind.Add] = (w, op) => w.Line($"{w.Out(op)} = {w.In(op, 0)} + {w.In(op, 1)};", op),
             [OpKind.Norm] = (w, op) => w.Line($"{w.Out(op)} = {w.Module(op, 0)}.forward({w.In(op, 0)});", op),
             [OpKind.Linear] = Linear,
+            [OpKind.LowRank] = (w, op) => w.Line($"{w.Out(op)} = LowRank({w.In(op, 0)}, {w.TensorOf(op, 0)}, {w.TensorOf(op, 1)}, LoraScale);", op),
             [OpKind.Activation] = (w, op) => w.Line($"{w.Out(op)} = {Function(((ActivationOp)op).Function)}({w.In(op, 0)});", op),
+            [OpKind.GatedActivation] = (w, op) => w.Line($"{w.Out(op)} = {Function(((GatedActivationOp)op).Function)}({w.In(op, 0)}) * {w.In(op, 1)};", op),
             [OpKind.Split] = Split,
             [OpKind.Attention] = Attention,
             [OpKind.Dropout] = (w, op) => w.Line($"{w.Out(op)} = Dropout({w.In(op, 0)}, DropoutRate);", op),
+            [OpKind.Router] = Router,
+            [OpKind.Experts] = Experts,
+            [OpKind.RouterLoss] = RouterLoss,
+            [OpKind.PatchEmbedding] = (w, op) => w.Line($"{w.Out(op)} = PatchEmbedding({w.In(op, 0)}, {w.Module(op, 0)});", op),
+            [OpKind.ClassToken] = (w, op) => w.Line($"{w.Out(op)} = ClassToken({w.In(op, 0)}, {w.TensorOf(op, 0)});", op),
+            [OpKind.SelectToken] = (w, op) => w.Line($"{w.Out(op)} = {w.In(op, 0)}.select(1, {Literal(((SelectTokenOp)op).Index)});", op),
+            [OpKind.Scale] = (w, op) => w.Line($"{w.Out(op)} = {w.In(op, 0)} * ({((ScaleOp)op).FactorExpression});", op),
             [OpKind.CrossEntropy] = (w, op) => w.Line($"{w.Out(op)} = CrossEntropy({w.In(op, 0)}, {w.In(op, 1)});", op),
             [OpKind.Call] = Call,
             [OpKind.Repeat] = Repeat,
@@ -34,7 +46,11 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         public static IReadOnlyCollection<OpKind> Supported => (IReadOnlyCollection<OpKind>)Writers.Keys;
 
         /// <summary>The tasks whose runtime base class this backend has.</summary>
-        public static readonly IReadOnlyCollection<ModelTask> Tasks = new[] { ModelTask.CausalLanguageModel };
+        public static readonly IReadOnlyCollection<ModelTask> Tasks = new[]
+        {
+            ModelTask.CausalLanguageModel, ModelTask.MaskedLanguageModel, ModelTask.SequenceClassification,
+            ModelTask.SequenceToSequence, ModelTask.ImageClassification,
+        };
 
         private static string Function(ActivationKind activation) => activation switch
         {
@@ -106,19 +122,18 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         {
             // Each expert's feed-forward, spelt out: the runtime dispatches the routed tokens and combines the results.
             var e = (ExpertsOp)op;
-            string Weights(int i) => w.Access(w.Parameter(op, i).ModulePath, w.Parameter(op, i)).Replace("[expert]", "[expert]");
+            string Weights(int i) => w.Access(w.Parameter(op, i).ModulePath, w.Parameter(op, i));
             string up = Weights(0) + ".forward(t)";
             string down = Weights(op.Parameters.Count - 1);
             string inner = e.Gated
                 ? $"{Function(e.Function)}({Weights(1)}.forward(t)) * {up}"
                 : $"{Function(e.Function)}({up})";
-            w.Line($"{w.Out(op)} = Experts({w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, (expert, t) => {down}.forward({inner}));", op);
+            w.Line($"{w.Out(op)} = CombineExperts({w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, (expert, t) => {down}.forward({inner}));", op);
         }
 
         private static void RouterLoss(FunctionWriter w, Op op)
         {
-            var loss = (RouterLossOp)op;
-            w.Plain($"state.AddAuxiliaryLoss(RouterLoss({w.In(op, 0)}, {w.In(op, 1)}, Experts, AuxLossWeight, {Literal(loss.ZWeight)}));");
+            w.Plain($"state.AddRouting({w.In(op, 0)}, {w.In(op, 1)}, RouterLossOptions);");
         }
 
         private static void Call(FunctionWriter w, Op op)

@@ -483,7 +483,7 @@ namespace ModelDsl.Generators.Ir.Families
                 expertParameters.Add(f.LinearParameters(Role.ExpertGate, stack, d.Hidden, d.Inner, bias: false, init.Normal(Role.ExpertGate), d.Experts.Size).Weight);
             expertParameters.Add(f.LinearParameters(Role.ExpertDown, stack, d.Inner, d.Hidden, bias: false, init.Normal(Role.ExpertDown), d.Experts.Size).Weight);
             int y = f.Experts(h, weights, selected, expertParameters.ToArray(), Activation(ffn.Activation), ffn.IsGated, "o");
-            f.RouterLoss(logits, selected, moe.AuxLossWeight, 0);
+            f.RouterLoss(logits, selected, moe.AuxLossWeight, moe.ZLossWeight);
             f.Return(f.Dropout(y, spec.DropoutRate, "o"));
             return name;
         }

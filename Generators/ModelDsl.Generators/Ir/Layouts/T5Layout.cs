@@ -84,7 +84,8 @@ namespace ModelDsl.Generators.Ir.Layouts
                 if (s == "decoder")
                 {
                     yield return new ContainerInfo(block + ".layer.1", "T5LayerCrossAttention");
-                    yield return new ContainerInfo(block + ".layer.1.EncDecAttention", "T5Attention");
+                    // Hugging Face's T5Attention also serves cross-attention; here it is its own class (no bias field).
+                    yield return new ContainerInfo(block + ".layer.1.EncDecAttention", "T5CrossAttention");
                 }
                 yield return new ContainerInfo(ffn, "T5LayerFF");
                 yield return new ContainerInfo(ffn + ".DenseReluDense", denseClass);
