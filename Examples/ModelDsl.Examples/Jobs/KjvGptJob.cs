@@ -37,7 +37,7 @@ namespace ModelDsl.Examples.Jobs
             var tokenizer = CharTokenizer.FromCorpus(text);
             if (tokenizer.VocabSize > KjvGpt.Card.Vocab)
                 throw new InvalidOperationException(
-                    $"Model 'KjvGpt': the corpus has {tokenizer.VocabSize} distinct characters but Vocab is {KjvGpt.Card.Vocab}; raise Vocab in Models.cs.");
+                    $"Model 'KjvGpt': the corpus has {tokenizer.VocabSize} distinct characters but Vocab is {KjvGpt.Card.Vocab}; raise Vocab in Models/GptModels.cs.");
             var tokens = tokenizer.Encode(text);
             var data = new TokenBatches(tokens, KjvGpt.Card.Vocab, validationFraction: 0.05);
             double unigram = Entropy.UnigramNats(data.TrainTokens.Span);
