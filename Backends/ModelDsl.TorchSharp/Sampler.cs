@@ -79,6 +79,9 @@ namespace ModelDsl.TorchSharp
             // Ids keep their meaning: the kept columns are the first ones.
             if (options.Vocabulary is int limit && limit < logits.shape[1]) logits = logits.narrow(-1, 0, limit);
             long vocab = logits.shape[1];
+            // Every path, greedy included: argmax of a NaN row is a silent 0.
+            if (logits.isnan().any().item<bool>())
+                throw new ArgumentException("Sampler: the logits contain NaN (the model's weights or input diverged); there is nothing to sample.", nameof(logits));
 
             if (options.Temperature == 0)
                 return logits.argmax(-1).to(ScalarType.Int64).MoveToOuterDisposeScope();
@@ -98,14 +101,15 @@ namespace ModelDsl.TorchSharp
                 var (sorted, order) = torch.sort(x, dim: -1, descending: true);
                 var probs = sorted.softmax(-1);
                 var before = probs.cumsum(-1) - probs; // probability mass of the tokens ranked above each one
-                var drop = before >= options.TopP - TopPTolerance; // the first token has before = 0: always kept
+                // The most likely token is always kept, however small TopP is (the tolerance would drop it below 1e-6).
+                var drop = (before >= options.TopP - TopPTolerance).index_fill_(-1, torch.tensor(0L, device: x.device), false);
                 var kept = sorted.masked_fill(drop, double.NegativeInfinity);
                 x = torch.full_like(x, double.NegativeInfinity).scatter(-1, order, kept);
             }
 
             var p = x.softmax(-1);
             if (p.isnan().any().item<bool>())
-                throw new ArgumentException("Sampler: a row of logits has no finite maximum (NaN, or every entry -inf/+inf).", nameof(logits));
+                throw new ArgumentException("Sampler: a row of logits has no finite maximum (every entry -inf, or +inf).", nameof(logits));
             var ids = torch.multinomial(p, 1, replacement: false, generator: generator).squeeze(-1);
             return ids.MoveToOuterDisposeScope();
         }

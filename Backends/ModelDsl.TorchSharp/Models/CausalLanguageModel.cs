@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading;
 using TorchSharp;
 using ModelDsl.TorchSharp.Training;
 using static TorchSharp.torch;
@@ -57,7 +58,8 @@ namespace ModelDsl.TorchSharp
         /// re-encoded and generation goes on (nanoGPT crops to the context every step; re-encoding half a context
         /// once per half a context keeps the cache's speed at the cost of a shorter history just after a slide).
         /// </summary>
-        public int[] Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions? options = null)
+        /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was signalled (checked before every token).</exception>
+        public int[] Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions? options = null, CancellationToken cancellation = default)
         {
             options ??= new SamplingOptions();
             if (prompt.Count == 0)
@@ -85,6 +87,7 @@ namespace ModelDsl.TorchSharp
                 var pending = prompt.ToList();                       // tokens not yet in the cache
                 for (int i = 0; i < maxTokens; i++)
                 {
+                    cancellation.ThrowIfCancellationRequested();
                     if (cache.Length + pending.Count > Card.Context)
                     {
                         cache.Clear();
