@@ -151,5 +151,33 @@ namespace ModelDsl.Analyzers.Tests
             [Attention(Window = 16)]
             public partial record M;
             """);
+    
+        [Theory]
+        [InlineData("Card")]
+        [InlineData("CreateTorchSharp")]
+        [InlineData("TorchSharpModel")]
+        public Task MDSL0020_a_model_named_like_a_generated_member_is_reported_on_its_name(string name) => VerifyAsync($$"""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            public partial record {|MDSL0020:{{name}}|};
+            """);
+
+        [Fact]
+        public Task MDSL0020_a_global_model_named_like_a_root_namespace_is_reported_but_not_inside_a_namespace() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            public partial record {|MDSL0020:TorchSharp|};
+            namespace App
+            {
+                [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+                public partial record TorchSharp;
+            }
+            """);
+
+        [Fact]
+        public Task MDSL0020_passes_for_names_of_runtime_types_and_escaped_keywords() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            public partial record Tensor;
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            public partial record @class;
+            """, torchSharp: true);
     }
 }

@@ -97,6 +97,10 @@ namespace ModelDsl.Generators.Validation
             "Attention window covers the whole context",
             "Window ({0}) is at least Context ({1}), so the attention is not local; remove Window or make it smaller", Declaration);
 
+        public static readonly DiagnosticDescriptor ReservedName = Error("MDSL0020",
+            "Model name is taken by a generated member",
+            "'{0}' cannot be this model's name: {1}; choose another name", Declaration);
+
         public static readonly DiagnosticDescriptor NotYetGenerated = Warning("MDSL0100",
             "Backend does not generate this feature yet",
             "The {0} backend does not generate {1} yet, so '{2}' gets no {0} code; the declaration itself is valid", Backend);
@@ -106,7 +110,7 @@ namespace ModelDsl.Generators.Validation
             HiddenNotDivisibleByHeads, HeadDimMismatch, KvHeadsNotDivisor, MissingArgument, NonPositive,
             RotaryOddHeadDim, ImageNotDivisibleByPatch, ExpertTopKOutOfRange, MoeEveryOutOfRange,
             RelativeBucketsInvalid, LoraRankTooLarge, DropoutOutOfRange, EpsilonNotPositive, NotApplicable,
-            MissingFamily, Conflicting, NotPartial, ValueOutOfRange, WindowCoversContext, NotYetGenerated,
+            MissingFamily, Conflicting, NotPartial, ValueOutOfRange, WindowCoversContext, ReservedName, NotYetGenerated,
         };
     }
 }

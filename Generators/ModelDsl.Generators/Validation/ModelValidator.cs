@@ -26,6 +26,10 @@ namespace ModelDsl.Generators.Validation
 
             if (!spec.Type.IsPartial || spec.Type.IsGeneric)
                 Report(NotPartial, FindingSite.TypeName, spec.Name);
+            if (GeneratedMembers.TryGetValue(spec.Name, out var member))
+                Report(ReservedName, FindingSite.TypeName, spec.Name, "the generator adds a member named '" + spec.Name + "' to the model (" + member + ")");
+            else if (spec.Type.Namespace.Length == 0 && spec.Type.Containers.Count == 0 && RootNamespaces.Contains(spec.Name))
+                Report(ReservedName, FindingSite.TypeName, spec.Name, "in the global namespace it would hide the namespace global::" + spec.Name + " that generated code uses");
 
             var families = spec.Attributes.Where(a => G.Families.Contains(a)).ToList();
             if (families.Count == 0)
@@ -70,6 +74,17 @@ namespace ModelDsl.Generators.Validation
             A.Classes => spec.Classifier?.Classes,
             _ => throw new ArgumentOutOfRangeException(nameof(argument), argument, "Not a family argument."),
         };
+
+        /// <summary>The members the generator adds to a model type: a model cannot be named like one of them (CS0542).</summary>
+        internal static readonly Dictionary<string, string> GeneratedMembers = new()
+        {
+            ["Card"] = "the compile-time model card",
+            ["CreateTorchSharp"] = "the TorchSharp factory",
+            ["TorchSharpModel"] = "the nested TorchSharp model class",
+        };
+
+        /// <summary>The root namespaces generated code names with global::; a global type of that name would hide one.</summary>
+        internal static readonly string[] RootNamespaces = { "System", "TorchSharp", "ModelDsl" };
 
         private delegate void Reporter(DiagnosticDescriptor descriptor, FindingSite site, params object?[] args);
 
