@@ -97,6 +97,13 @@ namespace ModelDsl.Training
         /// <summary>Distinct window start positions in the split.</summary>
         public int Windows { get; }
 
+        /// <summary>The generator's state: saving and restoring it resumes the stream exactly where it was.</summary>
+        public ulong State
+        {
+            get => state;
+            set => state = value;
+        }
+
         /// <summary>Start positions of the next <see cref="BatchSize"/> windows, advancing the stream (for inspection and tests).</summary>
         public int[] NextStarts()
         {

@@ -35,6 +35,13 @@ namespace ModelDsl.TorchSharp.Training
         /// <summary>Distinct window start positions in the split.</summary>
         public int Windows => windows.Windows;
 
+        /// <summary>The window generator's state (for resuming training exactly).</summary>
+        public ulong State
+        {
+            get => windows.State;
+            set => windows.State = value;
+        }
+
         /// <summary>Start positions of the next <see cref="BatchSize"/> windows, advancing the stream (for inspection and tests).</summary>
         public int[] NextStarts() => windows.NextStarts();
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Linq;
 using System.Threading;
 using ModelDsl.Training;
 using TorchSharp;
@@ -25,6 +26,9 @@ namespace ModelDsl.TorchSharp.Training
         private readonly List<(string Name, Parameter Parameter)> parameters;
         private readonly Parameter[] parameterArray;
         private readonly AdamW optimizer;
+        /// <summary>The parameters in the optimizer's state order (decayed group first), by name.</summary>
+        private readonly List<(string Name, Parameter Parameter)> optimizerOrder = new();
+        private TrainingCheckpoint.Progress? resumed;
         private bool disposed;
 
         /// <summary>Prepares training of <paramref name="model"/> (builds the optimizer; trains nothing yet).</summary>
@@ -51,6 +55,8 @@ namespace ModelDsl.TorchSharp.Training
                 if (p.dim() >= 2) { decay.Add(p); DecayedParameterCount += p.numel(); }
                 else noDecay.Add(p);
             }
+            optimizerOrder.AddRange(parameters.Where(p => p.Parameter.dim() >= 2));
+            optimizerOrder.AddRange(parameters.Where(p => p.Parameter.dim() < 2));
             var groups = new List<AdamW.ParamGroup>();
             if (decay.Count > 0)
                 groups.Add(new AdamW.ParamGroup(decay, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay));
@@ -61,6 +67,59 @@ namespace ModelDsl.TorchSharp.Training
 
         /// <summary>The options this trainer was built with.</summary>
         public TrainingOptions Options { get; }
+
+        /// <summary>Where training checkpoints (and the best validation weights) go; null: none are written.</summary>
+        public TrainingCheckpoints? Checkpoints { get; init; }
+
+        /// <summary>
+        /// Continues from a training checkpoint that a trainer with the same options wrote for the same model: restores
+        /// the weights, AdamW's moments and step counts, libtorch's generator, the batch stream's position and the
+        /// curves so far, so the next <see cref="Train"/> runs the remaining steps exactly as the interrupted run would
+        /// have (bit for bit on the same thread count). All or nothing: on any mismatch nothing changes.
+        /// </summary>
+        /// <exception cref="ModelDsl.Checkpoints.SafetensorsException">The file is not a training checkpoint of this model and these options.</exception>
+        public void Resume(string path)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            var (tensors, progress) = TrainingCheckpoint.Load(path);
+            try
+            {
+                var problems = new List<string>();
+                if (progress.Model != model.Card.Name) problems.Add($"it was written for model '{progress.Model}'");
+                if (progress.Options != TrainingCheckpoint.Fingerprint(Options))
+                    problems.Add($"its batch size, sequence length, seed or schedule ({progress.Options}) differ from these options ({TrainingCheckpoint.Fingerprint(Options)})");
+                if (progress.StepsDone > Options.Steps) problems.Add($"it is past the {Options.Steps} steps of these options ({progress.StepsDone} done)");
+                foreach (var (name, p) in optimizerOrder)
+                    foreach (var key in new[] { "model." + name, "adamw.exp_avg." + name, "adamw.exp_avg_sq." + name })
+                        if (!tensors.TryGetValue(key, out var t) || !t.shape.SequenceEqual(p.shape))
+                            problems.Add($"tensor '{key}' is missing or not shaped [{string.Join(", ", p.shape)}]");
+                if (progress.AdamSteps.Length != optimizerOrder.Count || !tensors.ContainsKey("rng.torch"))
+                    problems.Add("its optimizer state or generator state is incomplete");
+                if (problems.Count > 0)
+                    throw new ModelDsl.Checkpoints.SafetensorsException(path, null,
+                        $"Model '{model.Card.Name}': cannot resume from '{path}': {string.Join("; ", problems)}.");
+
+                var states = optimizer.state_dict().State;
+                using (torch.no_grad())
+                {
+                    for (int i = 0; i < optimizerOrder.Count; i++)
+                    {
+                        var (name, p) = optimizerOrder[i];
+                        var state = (AdamW.State)states[i];
+                        p.copy_(tensors["model." + name]);
+                        state.exp_avg.copy_(tensors["adamw.exp_avg." + name]);
+                        state.exp_avg_sq.copy_(tensors["adamw.exp_avg_sq." + name]);
+                        state.step = progress.AdamSteps[i];
+                    }
+                }
+                torch.random.set_rng_state(tensors["rng.torch"]);
+                resumed = progress;
+            }
+            finally
+            {
+                foreach (var t in tensors.Values) t.Dispose();
+            }
+        }
 
         /// <summary>The parameters the optimizer updates, each once (the first name of a shared tensor is kept).</summary>
         public IReadOnlyList<(string Name, Parameter Parameter)> OptimizedParameters => parameters;
@@ -116,28 +175,39 @@ namespace ModelDsl.TorchSharp.Training
             ArgumentNullException.ThrowIfNull(data);
             var o = Options;
             if (o.Threads is int threads) torch.set_num_threads(threads);
-            torch.random.manual_seed(unchecked((long)o.Seed));
+            var from = resumed;
+            if (from is null) torch.random.manual_seed(unchecked((long)o.Seed)); // a resumed run keeps the restored generator
+            int startStep = from?.StepsDone ?? 0;
 
             var device = parameterArray[0].device;
             var train = data.Stream(DataSplit.Train, o, o.Seed, device);
+            if (from is not null)
+            {
+                if (train is not IResumableStream resumable)
+                    throw new InvalidOperationException($"Training of '{model.Card.Name}' cannot resume: its data stream cannot restore its position.");
+                resumable.RestoreState(from.Stream);
+            }
             bool evaluate = o.EvalEvery > 0 && data.CanStream(DataSplit.Validation, o);
             observer?.OnStart(new TrainingStart(model.Card.Name, o, ParameterCount, DecayedParameterCount,
                 data.Items(DataSplit.Train), data.Items(DataSplit.Validation), data.ItemName));
 
-            var losses = new List<double>(o.Steps);
-            var rates = new List<double>(o.Steps);
-            var norms = new List<double>(o.Steps);
-            var evaluations = new List<EvaluationPoint>();
+            var losses = new List<double>(from?.Losses ?? Array.Empty<double>());
+            var rates = new List<double>(from?.Rates ?? Array.Empty<double>());
+            var norms = new List<double>(from?.Norms ?? Array.Empty<double>());
+            var evaluations = from is null ? new List<EvaluationPoint>()
+                : from.EvaluationSteps.Zip(from.EvaluationLosses, (s, l) => new EvaluationPoint(s, l)).ToList();
+            double best = from?.BestValidation ?? double.PositiveInfinity;
             var smoother = new LossSmoother();
+            foreach (var l in losses) smoother.Add(l);
             var total = Stopwatch.StartNew();
             var training = new Stopwatch();
             var recent = new Queue<(int Step, TimeSpan At)>(); // a sliding window for the current speed
             long itemsPerStep = train.ItemsPerBatch;
 
             model.train();
-            if (evaluate) Evaluate(data, 0, evaluations, observer);
+            if (evaluate && from is null) best = Math.Min(best, Evaluate(data, 0, evaluations, observer));
 
-            for (int step = 0; step < o.Steps; step++)
+            for (int step = startStep; step < o.Steps; step++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 double lr = o.LearningRateAt(step);
@@ -176,17 +246,24 @@ namespace ModelDsl.TorchSharp.Training
                 var (firstStep, firstAt) = recent.Peek();
                 double secondsPerStep = step > firstStep
                     ? (training.Elapsed - firstAt).TotalSeconds / (step - firstStep)
-                    : training.Elapsed.TotalSeconds / (step + 1);
+                    : training.Elapsed.TotalSeconds / (step - startStep + 1);
                 observer?.OnStep(new TrainingProgress(step, o.Steps, loss, smoothed, lr, norm,
                     secondsPerStep > 0 ? itemsPerStep / secondsPerStep : 0, total.Elapsed,
                     TimeSpan.FromSeconds(secondsPerStep * (o.Steps - step - 1))));
 
                 if (evaluate && ((step + 1) % o.EvalEvery == 0 || step == o.Steps - 1))
-                    Evaluate(data, step + 1, evaluations, observer);
+                {
+                    double validation = Evaluate(data, step + 1, evaluations, observer);
+                    if (validation < best && Checkpoints?.BestPath is { } bestPath) model.SaveSafetensors(bestPath);
+                    best = Math.Min(best, validation);
+                }
+                if (Checkpoints is { } c && ((step + 1) % c.Every == 0 || step == o.Steps - 1))
+                    SaveCheckpoint(c.Path, step + 1, train, losses, rates, norms, evaluations, best);
             }
+            resumed = null;
 
             total.Stop();
-            long itemsSeen = itemsPerStep * o.Steps;
+            long itemsSeen = itemsPerStep * (o.Steps - startStep);
             var report = new TrainingReport(model.Card.Name, o, losses, rates, norms, evaluations, itemsSeen,
                 total.Elapsed, training.Elapsed, itemsSeen / Math.Max(training.Elapsed.TotalSeconds, 1e-9), data.ItemName);
             observer?.OnEnd(report);
@@ -229,13 +306,28 @@ namespace ModelDsl.TorchSharp.Training
             optimizer.Dispose();
         }
 
-        private void Evaluate(ITaskData<TBatch> data, int step, List<EvaluationPoint> evaluations, ITrainingObserver? observer)
+        private void SaveCheckpoint(string path, int stepsDone, IBatchStream<TBatch> stream, List<double> losses, List<double> rates,
+            List<double> norms, List<EvaluationPoint> evaluations, double best)
+        {
+            if (stream is not IResumableStream resumable)
+                throw new InvalidOperationException($"Training of '{model.Card.Name}' cannot write checkpoints: its data stream cannot save its position.");
+            var states = optimizer.state_dict().State;
+            var entries = optimizerOrder.Select((p, i) => (p.Name, (Tensor)p.Parameter, ((AdamW.State)states[i]).exp_avg, ((AdamW.State)states[i]).exp_avg_sq)).ToList();
+            var progress = new TrainingCheckpoint.Progress(1, model.Card.Name, stepsDone,
+                optimizerOrder.Select((_, i) => ((AdamW.State)states[i]).step).ToArray(), resumable.SaveState(),
+                losses.ToArray(), rates.ToArray(), norms.ToArray(), evaluations.Select(e => e.Step).ToArray(),
+                evaluations.Select(e => e.Loss).ToArray(), best, TrainingCheckpoint.Fingerprint(Options));
+            TrainingCheckpoint.Save(path, entries, progress);
+        }
+
+        private double Evaluate(ITaskData<TBatch> data, int step, List<EvaluationPoint> evaluations, ITrainingObserver? observer)
         {
             // The same batches at every evaluation: differences between points are the model's, not the sample's.
             double loss = EvaluateLoss(data, DataSplit.Validation, Options.EvalBatches, Options.Seed ^ 0x5EED_0F_E7A1UL);
             var point = new EvaluationPoint(step, loss);
             evaluations.Add(point);
             observer?.OnEvaluation(point);
+            return loss;
         }
 
         private static double GradNorm(Parameter[] parameters)

@@ -1,3 +1,4 @@
+using System;
 using static TorchSharp.torch;
 using ModelDsl.Training;
 
@@ -26,6 +27,16 @@ namespace ModelDsl.TorchSharp.Training
 
         /// <summary>Items (tokens, images, sequences) per batch, for throughput.</summary>
         long ItemsPerBatch { get; }
+    }
+
+    /// <summary>A stream whose position can be saved and restored, so an interrupted training run resumes on the same batches.</summary>
+    public interface IResumableStream
+    {
+        /// <summary>The stream's position (its generators' states).</summary>
+        ulong[] SaveState();
+
+        /// <summary>Returns to a saved position.</summary>
+        void RestoreState(ulong[] state);
     }
 
     /// <summary>A task's data: seeded batch streams over a training and a validation split.</summary>
@@ -62,7 +73,7 @@ namespace ModelDsl.TorchSharp.Training
         public IBatchStream<TokenBatch> Stream(DataSplit split, TrainingOptions options, ulong seed, Device? device)
             => new Windows(corpus.Sampler(split, options.BatchSize, options.SequenceLength, seed, device));
 
-        private sealed class Windows : IBatchStream<TokenBatch>
+        private sealed class Windows : IBatchStream<TokenBatch>, IResumableStream
         {
             private readonly BatchSampler sampler;
 
@@ -75,6 +86,11 @@ namespace ModelDsl.TorchSharp.Training
                 var (ids, targets) = sampler.Next();
                 return new TokenBatch(ids, targets);
             }
+
+            public ulong[] SaveState() => new[] { sampler.State };
+
+            public void RestoreState(ulong[] state) => sampler.State = state.Length == 1 ? state[0]
+                : throw new ArgumentException($"A token-window stream's state is one number, not {state.Length}.", nameof(state));
         }
     }
 }

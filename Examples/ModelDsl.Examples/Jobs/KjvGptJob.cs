@@ -19,6 +19,7 @@ namespace ModelDsl.Examples.Jobs
                 --lr X                   peak learning rate (default 3e-3)
                 --out DIR                where the checkpoint, tokenizer and plot go (default ./out)
                 --seed N                 seed for initialisation, batches and sampling (default 1337)
+                --resume true            continue from out/kjv-gpt.training.safetensors (written every 200 steps)
               sample [options]           generate from a saved checkpoint
                 --out DIR                folder holding kjv-gpt.safetensors and kjv-gpt.tokenizer.json (default ./out)
                 --prompt TEXT            (default "And God said")
@@ -61,7 +62,17 @@ namespace ModelDsl.Examples.Jobs
                 EvalBatches = 8,
                 Seed = seed,
             };
-            using var trainer = new LanguageModelTrainer(model, trainingOptions);
+            // A training checkpoint every evaluation; the weights of the best validation loss beside it.
+            string training = Path.Combine(outDir, "kjv-gpt.training.safetensors");
+            using var trainer = new LanguageModelTrainer(model, trainingOptions)
+            {
+                Checkpoints = new TrainingCheckpoints(training, trainingOptions.EvalEvery, Path.Combine(outDir, "kjv-gpt.best.safetensors")),
+            };
+            if (options.Get("--resume", "false") == "true")
+            {
+                trainer.Resume(training);
+                Console.WriteLine($"Resuming from {training}.");
+            }
             var view = new ConsoleTrainingView();
             var report = view.Run(observer => trainer.Train(data, observer));
 
@@ -82,7 +93,7 @@ namespace ModelDsl.Examples.Jobs
                 "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} below it. {6:N0} tokens/s.",
                 report.InitialValidationLoss, final, Entropy.NatsToBits(final), Entropy.Perplexity(final), unigram,
                 1 - final / unigram, report.ItemsPerSecond));
-            Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
+            Console.WriteLine($"Saved {checkpoint}, its tokenizer, {plot}, the best-validation weights and the training checkpoint.");
 
             var prompt = "And God said";
             var sample = model.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopP: 0.95f, Seed: (int)seed, Vocabulary: tokenizer.VocabSize));
