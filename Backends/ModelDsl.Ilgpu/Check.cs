@@ -1,0 +1,27 @@
+using System;
+using ILGPU;
+
+namespace ModelDsl.Ilgpu
+{
+    /// <summary>Argument checks of kernel launchers: a wrong length must fail here, by name, not read out of bounds on the device.</summary>
+    internal static class Check
+    {
+        public static void SameLength(string kernel, ArrayView<float> output, params (string Name, ArrayView<float> View)[] inputs)
+        {
+            foreach (var (name, view) in inputs)
+                if (view.Length != output.Length)
+                    throw new ArgumentException($"{kernel}: {name} has {view.Length} elements, the output {output.Length}.", name);
+        }
+
+        public static void Length<T>(string kernel, string name, ArrayView<T> view, long expected) where T : unmanaged
+        {
+            if (view.Length < expected)
+                throw new ArgumentException($"{kernel}: {name} has {view.Length} elements, at least {expected} needed.", name);
+        }
+
+        public static void Positive(string kernel, string name, long value)
+        {
+            if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be positive.");
+        }
+    }
+}
