@@ -18,11 +18,14 @@ namespace ModelDsl.TorchSharp.Tests
     /// The image-classification data path: IDX files (the shipped Fashion-MNIST subset and malformed files), labelled
     /// images, seeded shuffled and augmented batches, and the confusion matrix a classifier's evaluation fills.
     /// </summary>
-    public sealed class ImageDataTests
+    public sealed class ImageDataTests : IDisposable
     {
         private readonly ITestOutputHelper log;
+        private readonly OneTorchThread thread = new();
 
         public ImageDataTests(ITestOutputHelper log) => this.log = log;
+
+        public void Dispose() => thread.Dispose();
 
         private static string Shipped(string file) => Path.Combine(AppContext.BaseDirectory, "Data", file);
 

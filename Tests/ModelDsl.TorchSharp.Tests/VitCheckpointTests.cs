@@ -19,10 +19,15 @@ namespace ModelDsl.TorchSharp.Tests
     {
         private readonly string folder = Directory.CreateTempSubdirectory("modeldsl-vit-checkpoints-").FullName;
         private readonly ITestOutputHelper log;
+        private readonly OneTorchThread thread = new();
 
         public VitCheckpointTests(ITestOutputHelper log) => this.log = log;
 
-        public void Dispose() => Directory.Delete(folder, recursive: true);
+        public void Dispose()
+        {
+            thread.Dispose();
+            Directory.Delete(folder, recursive: true);
+        }
 
         /// <summary>
         /// ViTForImageClassification's state dict for TinyVit (hidden 32, 16 x 16 greyscale images in 4 x 4 patches, 2 layers,

@@ -30,11 +30,14 @@ namespace ModelDsl.TorchSharp.Tests
     /// autograd; central finite differences for the ViT-only parameters. Tolerances as in
     /// <see cref="GeneratedGptNumericsTests"/>: float64 1e-10 + 1e-10 max|ref|, float32 1e-5 + 1e-5 max|ref|.
     /// </summary>
-    public sealed class VitNumericsTests
+    public sealed class VitNumericsTests : IDisposable
     {
         private readonly ITestOutputHelper log;
+        private readonly OneTorchThread thread = new();
 
         public VitNumericsTests(ITestOutputHelper log) => this.log = log;
+
+        public void Dispose() => thread.Dispose();
 
         /// <summary>What each declaration says, restated here (not read from the generated code).</summary>
         internal sealed record Architecture(int ImageSize, int PatchSize, int Channels, int Hidden, int Heads, int Layers, int Classes, double Epsilon);

@@ -43,27 +43,16 @@ namespace ModelDsl.TorchSharp.Tests
             var data = new ImageClassificationData(Load("train").Slice(0, 3000), Load("test").Slice(0, 1000));
             torch.random.manual_seed(28); // the initial weights
             using var model = TrainVit.CreateTorchSharp();
-            // One thread: the tensors are tiny, so a second buys little, and on a loaded machine libtorch's threads
-            // wait for each other (measured: 47 images/s with both cores' threads while other builds ran).
             var options = new TrainingOptions
             {
                 Steps = 300, BatchSize = 32, LearningRate = 5e-3, WarmupSteps = 20, WeightDecay = 0.05,
-                EvalEvery = 100, EvalBatches = 8, Seed = 11, Threads = 1,
+                EvalEvery = 100, EvalBatches = 8, Seed = 11,
             };
-            int threads = torch.get_num_threads();
+            using var oneThread = new OneTorchThread();
+            using var trainer = new ModelTrainer<ImageBatch>(model, options);
             var clock = Stopwatch.StartNew();
-            TrainingReport report;
-            ConfusionMatrix confusion;
-            try
-            {
-                using var trainer = new ModelTrainer<ImageBatch>(model, options);
-                report = trainer.Train(data);
-                confusion = data.Evaluate(model, data.Validation, Enumerable.Range(0, 10).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-            }
-            finally
-            {
-                torch.set_num_threads(threads); // the thread count is global: leave it as the other tests expect
-            }
+            var report = trainer.Train(data);
+            var confusion = data.Evaluate(model, data.Validation, Enumerable.Range(0, 10).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
             clock.Stop();
 
             log.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s, {report.ItemsPerSecond:F0} images/s");
