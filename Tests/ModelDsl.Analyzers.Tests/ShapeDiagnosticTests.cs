@@ -262,6 +262,21 @@ namespace ModelDsl.Analyzers.Tests
             public partial record M;
             """);
 
+        /// <summary>Found by the property test (CsCheck seed 1lTY5ZvE8kp2): the graph builder threw on Hidden = 55.</summary>
+        [Fact]
+        public Task MDSL0018_sinusoidal_positions_with_an_odd_hidden_width_are_reported_on_the_attribute() => VerifyAsync("""
+            [EncoderDecoder(Vocab = 50, Context = 16, Hidden = 55, Heads = 1, EncoderLayers = 1, DecoderLayers = 2)]
+            [{|MDSL0018:SinusoidalPositions|}]
+            public partial record M;
+            """);
+
+        [Fact]
+        public Task MDSL0018_passes_for_sinusoidal_positions_with_an_even_hidden_width() => VerifyAsync("""
+            [VisionEncoder(ImageSize = 28, PatchSize = 7, Channels = 1, Hidden = 54, Heads = 1, Layers = 1, Classes = 10)]
+            [SinusoidalPositions]
+            public partial record V;
+            """);
+
         [Fact]
         public Task MDSL0018_lora_alpha_of_zero_is_reported_on_alpha() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]

@@ -89,5 +89,23 @@ namespace ModelDsl.Generators.Tests
             double feedForward = 2 * 16 * (2 * 32 * 64 * 2.0);
             Assert.Equal(Flops(dense) + feedForward + 2 * 16 * 2 * 32 * 8, Flops(sparse), 6);
         }
+
+        /// <summary>
+        /// ViT-B/16 at 224 x 224 has no run-time sequence: 196 patches + the class token = 197 positions, fixed. By hand:
+        /// the patch projection 2 x 196 x (3 x 16 x 16) x 768; per layer and position 2 x (4 C^2 + 2 C x 3072) for the
+        /// projections and 4 x 197 x C for attention; the classifier 2 x C x 1000 once. That is 35.1 GFLOPs per image,
+        /// the 17.6 G multiply-adds usually quoted for ViT-B/16, whatever time is passed.
+        /// </summary>
+        [Fact]
+        public void Vit_forward_flops_are_fixed_by_the_image_size()
+        {
+            var vit = Graph("[VisionEncoder(ImageSize = 224, PatchSize = 16, Channels = 3, Hidden = 768, Heads = 12, Layers = 12, Classes = 1000), FeedForward(Inner = 3072)] public partial record M;");
+            var terms = Flops.Forward(Schedule.Of(vit));
+            const double P = 197;
+            double expected = 2.0 * 196 * (3 * 16 * 16) * C + L * P * (2.0 * (4 * C * C + 2 * C * 3072) + 4 * P * C) + 2.0 * C * 1000;
+            Assert.Equal(expected, CostTerms.At(terms, 1, 1, 1), 6);
+            Assert.Equal(expected, CostTerms.At(terms, 1, 197, 197), 6);
+            Assert.Equal(3 * expected, CostTerms.At(terms, 3, 64, 64), 6);
+        }
     }
 }

@@ -71,9 +71,12 @@ namespace ModelDsl.Training
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
                 "[bold]{0}[/]: {1:N0} parameters ({2:N0} with weight decay), {3:N0} train / {4:N0} validation {5}",
                 Markup.Escape(start.ModelName), start.ParameterCount, start.DecayedParameterCount, start.TrainItems, start.ValidationItems, Markup.Escape(start.ItemName)));
+            string batch = start.ItemName == "tokens"
+                ? string.Format(CultureInfo.InvariantCulture, "{0} x {1} tokens", o.BatchSize, o.SequenceLength)
+                : string.Format(CultureInfo.InvariantCulture, "{0} {1}", o.BatchSize, start.ItemName);
             console.MarkupLine(Markup.Escape(string.Format(CultureInfo.InvariantCulture,
-                "{0} steps x {1} x {2} tokens, lr {3:G3} (warm-up {4}, cosine to {5:G3}), AdamW betas ({6}, {7}), wd {8}, clip {9}",
-                o.Steps, o.BatchSize, o.SequenceLength, o.LearningRate, o.WarmupSteps, o.LearningRate * o.MinLearningRateRatio,
+                "{0} steps x {1}, lr {2:G3} (warm-up {3}, cosine to {4:G3}), AdamW betas ({5}, {6}), wd {7}, clip {8}",
+                o.Steps, batch, o.LearningRate, o.WarmupSteps, o.LearningRate * o.MinLearningRateRatio,
                 o.Beta1, o.Beta2, o.WeightDecay, o.GradClipNorm > 0 ? o.GradClipNorm.ToString(CultureInfo.InvariantCulture) : "off")));
         }
 
@@ -97,8 +100,10 @@ namespace ModelDsl.Training
 
         void ITrainingObserver.OnEvaluation(EvaluationPoint e)
         {
+            // Bits and perplexity describe a language model's tokens, not a classifier's labels.
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[blue]eval[/] step {0,6}: validation loss [bold]{1:F4}[/] nats ({2:F3} bits, perplexity {3:F2})",
+                unit == "tok" ? "[blue]eval[/] step {0,6}: validation loss [bold]{1:F4}[/] nats ({2:F3} bits, perplexity {3:F2})"
+                              : "[blue]eval[/] step {0,6}: validation loss [bold]{1:F4}[/] nats",
                 e.Step, e.Loss, e.Loss / Math.Log(2), Math.Exp(e.Loss)));
         }
 

@@ -11,7 +11,7 @@ namespace ModelDsl.Training
 
     /// <summary>
     /// Writes a PNG of a training run's loss curves with ScottPlot: the raw train loss (faint), its smoothed
-    /// curve, the validation points and optional horizontal reference lines, in nats per token against steps.
+    /// curve, the validation points and optional horizontal reference lines, in nats per item (token, image) against steps.
     /// </summary>
     public static class LossPlot
     {
@@ -20,12 +20,17 @@ namespace ModelDsl.Training
             string? title = null, int width = 1000, int height = 600)
         {
             ArgumentNullException.ThrowIfNull(report);
-            Save(path, report.TrainLosses, report.Evaluations, references, title ?? $"{report.ModelName} training loss", width, height);
+            // The loss is a mean over the task's items: "tokens" -> per token, "images" -> per image.
+            string item = report.ItemName.EndsWith('s') ? report.ItemName[..^1] : report.ItemName;
+            Save(path, report.TrainLosses, report.Evaluations, references, title ?? $"{report.ModelName} training loss", width, height, item);
         }
 
-        /// <summary>Plots train losses (one per step, step i at x = i + 1) and validation points to <paramref name="path"/>.</summary>
+        /// <summary>
+        /// Plots train losses (one per step, step i at x = i + 1) and validation points to <paramref name="path"/>;
+        /// <paramref name="item"/> is what the loss is a mean over.
+        /// </summary>
         public static void Save(string path, IReadOnlyList<double> trainLosses, IReadOnlyList<EvaluationPoint> evaluations,
-            IEnumerable<ReferenceLine>? references = null, string? title = null, int width = 1000, int height = 600)
+            IEnumerable<ReferenceLine>? references = null, string? title = null, int width = 1000, int height = 600, string item = "token")
         {
             ArgumentNullException.ThrowIfNull(path);
             ArgumentNullException.ThrowIfNull(trainLosses);
@@ -67,7 +72,7 @@ namespace ModelDsl.Training
             }
 
             plot.XLabel("step");
-            plot.YLabel("loss (nats/token)");
+            plot.YLabel($"loss (nats/{item})");
             if (!string.IsNullOrEmpty(title)) plot.Title(title);
             plot.ShowLegend(Alignment.UpperRight);
             plot.Axes.AutoScale();

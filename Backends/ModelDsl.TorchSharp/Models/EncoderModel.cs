@@ -86,14 +86,21 @@ namespace ModelDsl.TorchSharp
         /// <summary>The graph's forward function (generated).</summary>
         protected abstract Tensor Logits(Tensor pixels, ForwardState state);
 
+        private static readonly string[] ImageAxes = { "batch", "channels", "height", "width" };
+
         /// <summary>Class logits for images [B, Channels, ImageSize, ImageSize] (floating point).</summary>
         public ModelOutput Forward(Tensor pixels)
         {
             ArgumentNullException.ThrowIfNull(pixels);
-            var expected = new long[] { Card.Channels, Card.ImageSize, Card.ImageSize };
-            if (pixels.dim() != 4 || !pixels.shape.Skip(1).SequenceEqual(expected) || pixels.shape[0] == 0)
+            string wanted = $"images must be [batch, {Card.Channels}, {Card.ImageSize}, {Card.ImageSize}] (batch, channels, height, width)";
+            if (pixels.dim() != 4)
                 throw new ArgumentException(
-                    $"Model '{Card.Name}': images must be [batch, {Card.Channels}, {Card.ImageSize}, {Card.ImageSize}] (channels, height, width), but are [{string.Join(", ", pixels.shape)}].", nameof(pixels));
+                    $"Model '{Card.Name}': {wanted}, but have {pixels.dim()} dimension(s) [{string.Join(", ", pixels.shape)}].", nameof(pixels));
+            var expected = new long[] { 0, Card.Channels, Card.ImageSize, Card.ImageSize };
+            for (int axis = 0; axis < 4; axis++)
+                if (axis == 0 ? pixels.shape[0] == 0 : pixels.shape[axis] != expected[axis])
+                    throw new ArgumentException(
+                        $"Model '{Card.Name}': images dimension {axis} ({ImageAxes[axis]}) is {pixels.shape[axis]}; {wanted}, but are [{string.Join(", ", pixels.shape)}].", nameof(pixels));
             if (!pixels.is_floating_point())
                 throw new ArgumentException($"Model '{Card.Name}': images must be floating point, but are {pixels.dtype}.", nameof(pixels));
             var state = new ForwardState(null, training);
@@ -106,6 +113,7 @@ namespace ModelDsl.TorchSharp
         /// <summary>Mean cross-entropy of the class logits against labels [B], plus any auxiliary loss.</summary>
         public Tensor Loss(Tensor pixels, Tensor labels)
         {
+            ArgumentNullException.ThrowIfNull(pixels);
             CheckTargets(labels, new[] { pixels.shape[0] }, Card.Classes, "labels");
             var output = Forward(pixels);
             return WithAuxiliary(TaskLoss(output.Logits, labels), output);

@@ -59,6 +59,27 @@ namespace ModelDsl.TorchSharp
             ModuleWeights.Load(this, path, Card.Name, name => CheckpointNames.Map(name, names.Contains), CheckpointNames.TiedCopies);
         }
 
+        /// <summary>
+        /// Loads a base-model checkpoint (Hugging Face's ViTModel, BertModel, GPT2Model: the tensors under the layout's
+        /// prefix, stored with or without it) into everything but the task head, which keeps its current weights: the
+        /// start of fine-tuning a pretrained encoder on a new task, as transformers' from_pretrained does with a new head.
+        /// Every base parameter must be in the file, all or nothing as in <see cref="LoadSafetensors"/>; head tensors the
+        /// file carries (a checkpoint of another task, ImageNet's 1000 classes) are not read. Returns the names of the
+        /// parameters that kept their weights, for the caller to report, as transformers warns about newly initialised weights.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">The layout has no base-model prefix (T5: every tensor is the model's).</exception>
+        public IReadOnlyList<string> LoadBaseModelSafetensors(string path)
+        {
+            string prefix = CheckpointNames.OptionalPrefix ?? throw new InvalidOperationException(
+                $"Model '{Card.Name}': {CheckpointNames.Layout} checkpoints have no base-model prefix, so there is no head to leave out; use LoadSafetensors.");
+            var names = new HashSet<string>(named_parameters().Select(p => p.name).Concat(named_buffers().Select(b => b.name)), StringComparer.Ordinal);
+            bool IsHead(string name) => !name.StartsWith(prefix, StringComparison.Ordinal);
+            var tiedCopies = CheckpointNames.TiedCopies.Where(t => !IsHead(t.Key)).ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal);
+            return ModuleWeights.Load(this, path, Card.Name,
+                name => CheckpointNames.Map(name, names.Contains) is { } mapped && !(IsHead(mapped) && names.Contains(mapped)) ? mapped : null,
+                tiedCopies, mayKeep: IsHead);
+        }
+
         /// <summary>Saves weights under Hugging Face names, atomically (a crash never leaves a half-written file).</summary>
         public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
             => ModuleWeights.Save(this, path, metadata);

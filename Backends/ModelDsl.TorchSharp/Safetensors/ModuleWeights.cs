@@ -42,11 +42,16 @@ namespace ModelDsl.TorchSharp
         /// checkpoint is untied and loading it would silently drop one of its weights, so the load fails, naming both
         /// tensors, and the module is unchanged. (A file lacking the parameter itself already fails as "missing".)
         /// </para>
+        /// <para>
+        /// <paramref name="mayKeep"/> names parameters the file may lack, which then keep their current values (a task
+        /// head when a base-model checkpoint is loaded); a tied group may be missing only when all its names may be kept.
+        /// Returns the names of the parameters and buffers the file did not fill (empty without <paramref name="mayKeep"/>).
+        /// </para>
         /// </summary>
         /// <exception cref="SafetensorsException">The file is invalid or does not match the model (including an untied copy).</exception>
         /// <exception cref="ArgumentException"><paramref name="tiedCopies"/> names a parameter the module does not have.</exception>
-        public static void Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
-            IReadOnlyDictionary<string, string>? tiedCopies = null)
+        public static IReadOnlyList<string> Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
+            IReadOnlyDictionary<string, string>? tiedCopies = null, Func<string, bool>? mayKeep = null)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
@@ -146,7 +151,9 @@ namespace ModelDsl.TorchSharp
             if (unexpected.Count > 0)
                 problems.Add($"Model '{modelName}': {unexpected.Count} tensor(s) in {file} match no parameter of the model: {string.Join(", ", unexpected)}");
 
-            var missing = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group))
+            var unfilled = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).ToList();
+            var kept = unfilled.Where(t => mayKeep is not null && t.Aliases.All(mayKeep)).ToList();
+            var missing = unfilled.Except(kept)
                                  .Select(t => t.Aliases.Count > 1 ? $"'{t.Name}' (tied: {string.Join(", ", t.Aliases.Select(a => $"'{a}'"))})" : $"'{t.Name}'")
                                  .ToList();
             if (missing.Count == 1)
@@ -154,7 +161,7 @@ namespace ModelDsl.TorchSharp
             else if (missing.Count > 1)
                 problems.Insert(0, $"Model '{modelName}': {missing.Count} parameters are missing from {file}: {string.Join(", ", missing)}");
             if (missing.Count > 0)
-                firstTensor = targets.First(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).Name;
+                firstTensor = unfilled.Except(kept).First().Name;
 
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
@@ -209,6 +216,7 @@ namespace ModelDsl.TorchSharp
                     foreach (var (_, value, target) in staged)
                         target.Tensor.copy_(value);
                 }
+                return kept.Select(t => t.Name).ToList();
             }
             finally
             {

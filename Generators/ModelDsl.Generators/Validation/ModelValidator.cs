@@ -201,6 +201,10 @@ namespace ModelDsl.Generators.Validation
                     report(ValueOutOfRange, FindingSite.On(G.RotaryPositions, A.Base), A.Base, "a finite number greater than 1", positions.RotaryBase);
             }
 
+            // Sinusoidal encodings are sin/cos pairs over the hidden channels.
+            if (spec.Has(G.SinusoidalPositions) && dimensionsOk && spec.Hidden > 0 && spec.Hidden % 2 != 0)
+                report(ValueOutOfRange, FindingSite.On(G.SinusoidalPositions), "Hidden with [SinusoidalPositions]", "even (the encodings are sin/cos pairs)", spec.Hidden);
+
             if (spec.Has(G.RelativePositions))
             {
                 if (positions.RelativeBuckets < 4 || positions.RelativeBuckets % 2 != 0)

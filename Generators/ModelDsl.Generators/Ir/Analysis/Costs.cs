@@ -27,11 +27,11 @@ namespace ModelDsl.Generators.Ir.Analysis
         public static double At(IEnumerable<CostTerm> terms, long batch, long time, long sourceTime)
             => terms.Sum(t => t.At(batch, time, sourceTime));
 
-        /// <summary>Coefficient x the monomial of a shape (times extra powers of Time or SourceTime for attention).</summary>
-        public static CostTerm Of(string name, EquatableArray<Dim> rows, long perRow, int extraTime = 0, int extraSourceTime = 0)
+        /// <summary>Coefficient x the monomial of a shape.</summary>
+        public static CostTerm Of(string name, EquatableArray<Dim> rows, long perRow)
         {
             var (b, t, s, c) = Shape.Monomial(rows);
-            return new CostTerm(name, checked(c * perRow), b, t + extraTime, s + extraSourceTime);
+            return new CostTerm(name, checked(c * perRow), b, t, s);
         }
     }
 
@@ -63,9 +63,9 @@ namespace ModelDsl.Generators.Ir.Analysis
                         terms.Add(CostTerms.Of(name, Rows(0), 2 * Width(0, 0) * (Width(0, 1) + Width(1, 0))));
                         break;
                     case AttentionOp a:
+                        // Per query, every key: the keys' axis is Time, KeyTime, SourceTime or static (ViT's Patches+1).
                         var keys = g.Value(s.Inputs[1].Value).Shape[1];
-                        terms.Add(CostTerms.Of(name, Rows(0), 4L * a.Heads * a.HeadDim,
-                            extraTime: keys == Dims.SourceTime ? 0 : 1, extraSourceTime: keys == Dims.SourceTime ? 1 : 0));
+                        terms.Add(CostTerms.Of(name, Rows(0).Append(keys).ToEquatableArray(), 4L * a.Heads * a.HeadDim));
                         break;
                     case RouterOp:
                         terms.Add(CostTerms.Of(name, Rows(0), 2 * Width(0, 0) * Width(0, 1)));
