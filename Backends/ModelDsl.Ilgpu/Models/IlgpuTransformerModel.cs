@@ -123,13 +123,9 @@ namespace ModelDsl.Ilgpu
         public void LoadSafetensors(string path)
             => Parameters.Load(path, name => CheckpointNames.Map(name, Parameters.Contains), CheckpointNames.TiedCopies);
 
-        /// <summary>Saves every parameter as F32 safetensors under Hugging Face names, atomically.</summary>
-        public void SaveSafetensors(string path) => Parameters.Save(path, new Dictionary<string, string>
-        {
-            ["format"] = "pt",
-            ["model"] = Card.Name,
-            ["layout"] = Card.Layout,
-        });
+        /// <summary>Saves every parameter as F32 safetensors under Hugging Face names, atomically (the TorchSharp backend reads the file as it is).</summary>
+        public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
+            => Parameters.Save(path, metadata ?? new Dictionary<string, string> { ["format"] = "pt", ["model"] = Card.Name });
 
         // ---------------------------------------------------------------- steps
 
