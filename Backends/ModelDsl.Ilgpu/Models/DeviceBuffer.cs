@@ -14,12 +14,15 @@ namespace ModelDsl.Ilgpu
         private ArrayView<float> view;
         private long perCopy;
 
-        public DeviceBuffer(string name, Func<int, int, long> elements, int copies = 1)
+        /// <param name="bytesPerElement">4 for float buffers; 1 for byte masks (dropout), packed four to a float of the allocation.</param>
+        public DeviceBuffer(string name, Func<int, int, long> elements, int copies = 1, int bytesPerElement = 4)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
+            if (bytesPerElement is not (1 or 4)) throw new ArgumentOutOfRangeException(nameof(bytesPerElement), bytesPerElement, "Buffers hold floats (4) or bytes (1).");
             Name = name;
             this.elements = elements;
             Copies = copies;
+            BytesPerElement = bytesPerElement;
         }
 
         /// <summary>The plan's name ("DecoderLayer.h (Norm)").</summary>
@@ -27,13 +30,28 @@ namespace ModelDsl.Ilgpu
 
         public int Copies { get; }
 
+        public int BytesPerElement { get; }
+
         /// <summary>Elements of one copy for a batch of <paramref name="batch"/> sequences of <paramref name="time"/> tokens.</summary>
         public long ElementsPerCopy(int batch, int time) => elements(batch, time);
 
-        internal void Bind(ArrayView<float> slice, long elementsPerCopy)
+        /// <summary>Floats of the allocation one copy takes (a byte buffer is rounded up to whole floats).</summary>
+        public long FloatsPerCopy(int batch, int time) => BytesPerElement == 4 ? elements(batch, time) : (elements(batch, time) + 3) / 4;
+
+        /// <summary>Copy <paramref name="copy"/> of a byte buffer.</summary>
+        public ArrayView<byte> Bytes(int copy)
+        {
+            if (BytesPerElement != 1) throw new InvalidOperationException($"Buffer '{Name}' holds floats, not bytes.");
+            return this[copy].Cast<byte>().SubView(0, byteLength);
+        }
+
+        private long byteLength;
+
+        internal void Bind(ArrayView<float> slice, long floatsPerCopy, long elementsPerCopy)
         {
             view = slice;
-            perCopy = elementsPerCopy;
+            perCopy = floatsPerCopy;
+            byteLength = elementsPerCopy;
         }
 
         /// <summary>Copy <paramref name="copy"/> (the layer, for a buffer with a copy per layer).</summary>

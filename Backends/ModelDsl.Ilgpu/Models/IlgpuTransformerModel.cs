@@ -74,6 +74,23 @@ namespace ModelDsl.Ilgpu
 
         protected ArrayView<int> PaddingMask { get; private set; }
 
+        /// <summary>True in a training step (dropout on), false for logits and evaluation losses.</summary>
+        protected bool Training { get; private set; }
+
+        /// <summary>
+        /// The seed of one dropout site's mask in this step: the model's seed, the step count, the site and the layer
+        /// hashed together, so masks differ between sites, layers and steps and repeat exactly for a given seed.
+        /// </summary>
+        protected ulong DropoutSeed(int site, int layer)
+        {
+            ulong z = seed ^ (ulong)dropoutSteps * 0x9E3779B97F4A7C15UL ^ (ulong)site << 40 ^ (ulong)layer << 20;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        private long dropoutSteps;
+
         /// <summary>d(mean loss)/d(per-token loss): 1 over the targets that count (not -100).</summary>
         protected float LossScale { get; private set; }
 
@@ -180,7 +197,7 @@ namespace ModelDsl.Ilgpu
             if (sizedFor == (batch, time)) return;
             var buffers = Buffers.ToList();
             long total = 0;
-            foreach (var b in buffers) total = checked(total + b.ElementsPerCopy(batch, time) * b.Copies);
+            foreach (var b in buffers) total = checked(total + b.FloatsPerCopy(batch, time) * b.Copies);
             if (arena is null || total > arenaElements)
             {
                 arena?.Dispose();
@@ -190,28 +207,38 @@ namespace ModelDsl.Ilgpu
             long offset = 0;
             foreach (var b in buffers)
             {
-                long perCopy = b.ElementsPerCopy(batch, time);
-                b.Bind(arena.View.SubView(offset, perCopy * b.Copies), perCopy);
+                long perCopy = b.FloatsPerCopy(batch, time);
+                b.Bind(arena.View.SubView(offset, perCopy * b.Copies), perCopy, b.ElementsPerCopy(batch, time));
                 offset += perCopy * b.Copies;
             }
             sizedFor = (batch, time);
         }
 
         /// <summary>Bytes of the buffer plan for [batch, time] (what a step allocates beyond the parameters and optimizer state).</summary>
-        public long PlanBytes(int batch, int time) => 4 * Buffers.Sum(b => b.ElementsPerCopy(batch, time) * b.Copies);
+        public long PlanBytes(int batch, int time) => 4 * Buffers.Sum(b => b.FloatsPerCopy(batch, time) * b.Copies);
 
-        /// <summary>The forward pass and the loss; returns the mean loss.</summary>
+        /// <summary>The forward pass in evaluation mode (no dropout).</summary>
+        protected void RunLogits()
+        {
+            Training = false;
+            Forward();
+        }
+
+        /// <summary>The forward pass and the loss (evaluation mode); returns the mean loss.</summary>
         protected float RunLoss()
         {
+            Training = false;
             Forward();
             LossForward();
             return ReadScalar(LossOutput);
         }
 
-        /// <summary>Zeroes the parameter gradients, runs forward, loss and backward; returns the mean loss.</summary>
+        /// <summary>Zeroes the parameter gradients, runs forward (training mode: dropout on), loss and backward; returns the mean loss.</summary>
         protected float RunForwardBackward()
         {
             Parameters.ZeroGradients();
+            Training = true;
+            dropoutSteps++;
             Forward();
             LossForward();
             Backward();
@@ -271,7 +298,7 @@ namespace ModelDsl.Ilgpu
         public float[] Logits(ReadOnlySpan<int> ids, int batch, int time)
         {
             SetInputs(ids, ReadOnlySpan<int>.Empty, batch, time);
-            Forward();
+            RunLogits();
             var result = new float[(long)batch * time * Card.Vocab];
             LogitsOutput.SubView(0, result.Length).CopyToCPU(result);
             return result;

@@ -26,13 +26,13 @@ namespace ModelDsl.Generators.Emit
             IReadOnlyCollection<OpKind> Ops,
             IReadOnlyCollection<ModelTask> Tasks,
             Func<ModelGraph, string> Emit,
-            Func<ModelGraph, bool> HasUnsupportedStructure);
+            Func<ModelGraph, IEnumerable<(string Feature, FindingSite Origin)>> Unsupported);
 
         public static readonly Backend TorchSharp = new("TorchSharp", "ModelDsl.TorchSharp.TransformerModel", "TorchSharp.g.cs",
-            TorchSharpEmitter.SupportedOps, TorchSharpEmitter.SupportedTasks, TorchSharpEmitter.Emit, _ => false);
+            TorchSharpEmitter.SupportedOps, TorchSharpEmitter.SupportedTasks, TorchSharpEmitter.Emit, _ => Array.Empty<(string, FindingSite)>());
 
         public static readonly Backend Ilgpu = new("ILGPU", "ModelDsl.Ilgpu.IlgpuTransformerModel", "Ilgpu.g.cs",
-            IlgpuEmitter.SupportedOps, IlgpuEmitter.SupportedTasks, IlgpuEmitter.Emit, IlgpuEmitter.HasUnsupportedStructure);
+            IlgpuEmitter.SupportedOps, IlgpuEmitter.SupportedTasks, IlgpuEmitter.Emit, IlgpuEmitter.Unsupported);
 
         public static readonly IReadOnlyList<Backend> All = new[] { TorchSharp, Ilgpu };
 
@@ -42,9 +42,9 @@ namespace ModelDsl.Generators.Emit
         public static IEnumerable<Finding> Gaps(ModelGraph graph, Backend backend)
         {
             var gaps = Gaps(graph, backend.Name, backend.Ops, backend.Tasks).ToList();
-            if (gaps.Count == 0 && backend.HasUnsupportedStructure(graph))
-                gaps.Add(new Finding(NotYetGenerated, FindingSite.On(graph.Spec.Family.ToString()),
-                    new object?[] { backend.Name, "stacks whose layers differ or carry several values", graph.Spec.Name }));
+            if (gaps.Count == 0)
+                foreach (var (feature, origin) in backend.Unsupported(graph).Distinct())
+                    gaps.Add(new Finding(NotYetGenerated, origin, new object?[] { backend.Name, feature, graph.Spec.Name }));
             return gaps;
         }
 

@@ -20,10 +20,20 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks;
 
-        /// <summary>What the op kinds cannot say: a stack whose layers differ (Switch's alternating MoE layers).</summary>
-        public static bool HasUnsupportedStructure(ModelGraph graph)
-            => graph.Stacks.Any(s => s.Variants.Count > 1)
-               || graph.AllOps().Any(p => p.Op is RepeatOp { Carried: not 1 });
+        /// <summary>
+        /// What the op kinds alone cannot say this backend lacks: dropout on attention probabilities (the flash kernel
+        /// has no mask for them yet) and stacks whose layers differ (Switch's alternating MoE layers).
+        /// </summary>
+        public static IEnumerable<(string Feature, Validation.FindingSite Origin)> Unsupported(ModelGraph graph)
+        {
+            foreach (var (_, op) in graph.AllOps())
+            {
+                if (op is AttentionOp { Dropout: > 0 }) yield return ("dropout on attention probabilities", op.Origin);
+                if (op is RepeatOp { Carried: not 1 }) yield return ("stacks that carry several values", op.Origin);
+            }
+            foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
+                yield return ("stacks whose layers differ", op.Origin);
+        }
 
         private const string Runtime = IlgpuOps.Runtime;
 
@@ -100,7 +110,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             writer.Line("// The buffer plan of the op graph: every tensor of a training step, allocated once for the largest Batch x Time");
             writer.Line("// seen and reused. Saved activations have a copy per layer (the backward pass reads them); gradients one copy.");
             foreach (var b in plan.All)
-                writer.Commented($"private readonly {Runtime}DeviceBuffer {b.Field} = new({Literal(b.Name)}, {IlgpuPlan.Elements(b.Shape)}, copies: {(b.Copies > 1 ? Layers(plan.Graph, b.Copies) : "1")});",
+                writer.Commented($"private readonly {Runtime}DeviceBuffer {b.Field} = new({Literal(b.Name)}, {IlgpuPlan.Elements(b.Shape)}, copies: {(b.Copies > 1 ? Layers(plan.Graph, b.Copies) : "1")}{(b.Type == ElementType.Bool ? ", bytesPerElement: 1" : "")});",
                     Ir.Shape.Format(b.Shape) + (b.Copies > 1 ? " x" + Literal(b.Copies) : ""));
             writer.Line();
             writer.Line($"protected override global::System.Collections.Generic.IEnumerable<{Runtime}DeviceBuffer> Buffers => new[]");

@@ -185,8 +185,12 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public string Statistic(Op op, string name)
         {
             var buffer = Plan.Statistic(op.Output(), name);
-            return $"{buffer.Field}[{(buffer.Copies > 1 ? "layer" : "0")}]";
+            string copy = buffer.Copies > 1 ? "layer" : "0";
+            return buffer.Type == ElementType.Bool ? $"{buffer.Field}.Bytes({copy})" : $"{buffer.Field}[{copy}]";
         }
+
+        /// <summary>The layer expression for per-call values (seeds): "layer" in a stack's functions, else 0.</summary>
+        public string LayerOrZero => TakesLayer ? "layer" : "0";
 
         // ---------------------------------------------------------------- parameters
 

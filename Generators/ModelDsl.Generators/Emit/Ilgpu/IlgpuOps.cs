@@ -47,6 +47,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             [OpKind.GatedActivation] = (w, op) => w.Line($"Kernels.GatedForward({Function(((GatedActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op),
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => w.ValueOf(o).Name))}: column views of {w.ValueOf(op.Input(0)).Name}, read in place"),
             [OpKind.Attention] = (w, op) => w.Line($"Kernels.AttentionForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op),
+            [OpKind.Dropout] = (w, op) =>
+            {
+                w.Plain($"if (Training) Kernels.DropoutForward({w.Out(op)}, {w.Statistic(op, "dropout_mask")}, {w.In(op, 0)}, {Rate(w, op)}, DropoutSeed(site: {DropoutSite(w, op)}, {w.LayerOrZero}));");
+                w.Line($"else Copy({w.Out(op)}, {w.In(op, 0)});", op);
+            },
             [OpKind.CrossEntropy] = (w, op) => w.Line($"Kernels.CrossEntropyForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))});", op),
             [OpKind.Call] = (w, op) => w.CallForward((CallOp)op),
             [OpKind.Repeat] = (w, op) => w.RepeatForward((RepeatOp)op),
@@ -90,6 +95,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             [OpKind.GatedActivation] = (w, op) => w.GradientLine($"Kernels.GatedBackward({Function(((GatedActivationOp)op).Function)}, {Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op.Input(0)),
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => "d" + w.ValueOf(o).Name))}: column views of d{w.ValueOf(op.Input(0)).Name}"),
             [OpKind.Attention] = (w, op) => w.GradientLine($"Kernels.AttentionBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {Gradient(w, op, 2)}, {BiasGradient(w, op)}, {w.DOut(op)}, {w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op.Input(0)),
+            [OpKind.Dropout] = (w, op) => w.GradientLine($"Kernels.DropoutBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Statistic(op, "dropout_mask")}, {Rate(w, op)});", op.Input(0)),
             [OpKind.CrossEntropy] = (w, op) => w.GradientLine($"Kernels.CrossEntropyBackward({Gradient(w, op, 0)}, {w.In(op, 0)}, {w.Statistic(op, "lse")}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))}, LossScale);", op.Input(0)),
             [OpKind.Call] = (w, op) => w.CallBackward((CallOp)op),
             [OpKind.Repeat] = (w, op) => w.RepeatBackward((RepeatOp)op),
@@ -105,6 +111,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         private static string Gradient(IlgpuFunctionWriter w, Op op, int input)
             => w.DIn(op, input) ?? throw new NotSupportedException($"The ILGPU backend needs the gradient of {w.ValueOf(op.Inputs[input])}.");
+
+        private static string Rate(IlgpuFunctionWriter w, Op op)
+            => ((DropoutOp)op).Rate == w.Graph.Spec.DropoutRate ? "(float)DropoutRate" : Literal(((DropoutOp)op).Rate) + "f";
+
+        /// <summary>Which dropout op of the graph this is: with the layer, it keeps every site's mask distinct.</summary>
+        private static int DropoutSite(IlgpuFunctionWriter w, Op op)
+            => w.Graph.AllOps().Select(p => p.Op).Where(o => o is DropoutOp).ToList().IndexOf(op);
 
         private static string Epsilon(IlgpuFunctionWriter w, NormOp norm)
             => norm.Epsilon == w.Graph.Spec.Norm.Epsilon ? "(float)Epsilon" : Literal(norm.Epsilon) + "f";

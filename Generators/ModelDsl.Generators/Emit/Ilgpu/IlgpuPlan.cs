@@ -9,7 +9,7 @@ using ModelDsl.Generators.Ir.Analysis;
 namespace ModelDsl.Generators.Emit.Ilgpu
 {
     /// <summary>A device buffer of the generated model: its field, the plan's name, its shape and copies.</summary>
-    internal sealed record IlgpuBuffer(string Field, string Name, EquatableArray<Dim> Shape, int Copies, string Summary);
+    internal sealed record IlgpuBuffer(string Field, string Name, EquatableArray<Dim> Shape, int Copies, string Summary, ElementType Type = ElementType.Float);
 
     /// <summary>
     /// The IR's buffer plan named for the ILGPU backend: a field per forward buffer (activations, statistics) and per
@@ -39,7 +39,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                     b.Kind == BufferKind.Saved && b.Copies > 1 ? "one per layer: the backward pass reads it" : b.Kind == BufferKind.Saved ? "kept for the backward pass" : "reused");
             // A statistic is named after the buffer of the value it describes (decoderLayerH -> decoderLayerHRstd).
             foreach (var b in Plan.Buffers.Where(b => b.Kind == BufferKind.Statistic))
-                statistics[(b.Value, b.Statistic!)] = new IlgpuBuffer(Unique(forward[b.Value].Field + Pascal(b.Statistic!)), b.Name, b.Shape, b.Copies, "statistic for the backward pass");
+                statistics[(b.Value, b.Statistic!)] = new IlgpuBuffer(Unique(forward[b.Value].Field + Pascal(b.Statistic!)), b.Name, b.Shape, b.Copies, "statistic for the backward pass", b.Type);
 
             var functionOutputs = new HashSet<int>(graph.Functions.SelectMany(f => f.Outputs));
             foreach (var f in graph.Functions)
@@ -119,9 +119,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             "layer", "Ids", "Targets", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
         };
 
-        public static string Pascal(string name) => name.Length == 0 ? name : char.ToUpperInvariant(name[0]) + Clean(name).Substring(1);
+        /// <summary>"dropout_mask" -> "DropoutMask", "qkv" -> "Qkv".</summary>
+        public static string Pascal(string name)
+            => string.Concat(Clean(name).Split(new[] { '_' }, StringSplitOptions.RemoveEmptyEntries).Select(p => char.ToUpperInvariant(p[0]) + p.Substring(1)));
 
-        public static string Camel(string name) => name.Length == 0 ? name : char.ToLowerInvariant(name[0]) + Clean(name).Substring(1);
+        public static string Camel(string name)
+        {
+            string pascal = Pascal(name);
+            return pascal.Length == 0 ? pascal : char.ToLowerInvariant(pascal[0]) + pascal.Substring(1);
+        }
 
         private static string Clean(string name) => new(name.Select(c => char.IsLetterOrDigit(c) ? c : '_').ToArray());
 
