@@ -75,7 +75,9 @@ internal static class GpuBench
     {
         Console.WriteLine("| model | batch | step (ms) | tokens/s | roofline bound (ms) | of bound |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
+        // Roofline bounds of a whole step from docs/roofline.md (KjvGpt at 16 x 128, GPT-2 small at 8 x 1024).
         Step("KjvGpt", KjvGpt.CreateIlgpu(device), tiny ? 2 : 16, tiny ? 16 : 128, tiny ? 2 : steps, 0.270);
+        if (!tiny) Step("GPT-2 small (no dropout)", ModelDsl.Ilgpu.Bench.Gpt2SmallBench.CreateIlgpu(device), 8, 1024, steps, 108.85);
     }
 
     private static void Step(string name, IlgpuCausalLanguageModel model, int batch, int time, int steps, double boundMs)
