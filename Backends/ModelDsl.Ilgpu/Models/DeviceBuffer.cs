@@ -14,6 +14,9 @@ namespace ModelDsl.Ilgpu
         private ArrayView<float> view;
         private long perCopy;
 
+        /// <param name="name">The plan's name of the buffer, for errors.</param>
+        /// <param name="elements">Elements of one copy for (batch, time).</param>
+        /// <param name="copies">One per layer when the backward pass reads every layer's value, else one.</param>
         /// <param name="bytesPerElement">4 for float buffers; 1 for byte masks (dropout), packed four to a float of the allocation.</param>
         public DeviceBuffer(string name, Func<int, int, long> elements, int copies = 1, int bytesPerElement = 4)
         {
