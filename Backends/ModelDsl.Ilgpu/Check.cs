@@ -23,5 +23,11 @@ namespace ModelDsl.Ilgpu
         {
             if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be positive.");
         }
+
+        public static void NonNegative(string kernel, string name, float value)
+        {
+            if (!(value >= 0f) || float.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be a finite number >= 0.");
+        }
     }
 }
