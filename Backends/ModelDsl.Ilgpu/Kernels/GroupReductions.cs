@@ -6,7 +6,7 @@ namespace ModelDsl.Ilgpu
     /// Sums across a warp and across a group, the building blocks of the row-wise kernels. Deterministic: a
     /// butterfly (xor) exchange adds the same operands in the same order in every lane, so every lane holds the
     /// bit-identical total, and group totals add the warp totals in warp order. Written for 32-lane warps
-    /// (<see cref="Kernels.RequireWarpOf32"/>), hand-unrolled because ILGPU 1.5.3 does not unroll loops.
+    /// (launchers check the accelerator), hand-unrolled because ILGPU 1.5.3 does not unroll loops.
     /// </summary>
     internal static class GroupReductions
     {

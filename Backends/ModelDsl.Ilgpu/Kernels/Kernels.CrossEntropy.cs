@@ -34,9 +34,9 @@ namespace ModelDsl.Ilgpu
             Check.Length(kernel, nameof(loss), loss, 1);
             var rowLosses = Scratch<float>(nameof(CrossEntropyForward), rows);
             Load(nameof(CrossEntropyRowKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(CrossEntropyRowKernel))
-                (new KernelConfig(rows, CrossEntropyGroupSize), rowLosses, lse, logits, targets, classes);
+                (WarpGroups(kernel, rows, CrossEntropyGroupSize), rowLosses, lse, logits, targets, classes);
             Load(nameof(CrossEntropyMeanKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(CrossEntropyMeanKernel))
-                (new KernelConfig(1, CrossEntropyGroupSize), loss, rowLosses, targets, rows);
+                (WarpGroups(kernel, 1, CrossEntropyGroupSize), loss, rowLosses, targets, rows);
         }
 
         /// <summary>

@@ -101,7 +101,7 @@ namespace ModelDsl.Ilgpu
             var partials = Scratch<float>(nameof(NormBackward), 2L * chunks * channels);
             Load(nameof(NormParameterPartialsKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>,
                     ArrayView<float>, ArrayView<float>, int, int>(NormParameterPartialsKernel))
-                (new KernelConfig(chunks * channelBlocks, RowGroupSize), partials, dOutput, input, mean, rstd, rows, channels);
+                (WarpGroups(kernel, chunks * channelBlocks, RowGroupSize), partials, dOutput, input, mean, rstd, rows, channels);
             Load(nameof(NormParameterSumKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
                     ArrayView<float>, int, int>(NormParameterSumKernel))
                 (channels, dWeight, dBias, partials, chunks, channels);

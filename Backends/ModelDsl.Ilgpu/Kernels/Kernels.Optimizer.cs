@@ -37,9 +37,9 @@ namespace ModelDsl.Ilgpu
             int chunks = checked((int)((values.Length + SumOfSquaresChunk - 1) / SumOfSquaresChunk));
             var partials = Scratch<float>(nameof(SumOfSquares), chunks);
             Load(nameof(SumOfSquaresPartialsKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(SumOfSquaresPartialsKernel))
-                (new KernelConfig(chunks, SumOfSquaresGroupSize), partials, values);
+                (WarpGroups(kernel, chunks, SumOfSquaresGroupSize), partials, values);
             Load(nameof(SumOfSquaresTotalKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(SumOfSquaresTotalKernel))
-                (new KernelConfig(1, SumOfSquaresGroupSize), result, partials);
+                (WarpGroups(kernel, 1, SumOfSquaresGroupSize), result, partials);
         }
 
         /// <summary>

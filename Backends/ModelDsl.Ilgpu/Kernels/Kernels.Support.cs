@@ -18,18 +18,21 @@ namespace ModelDsl.Ilgpu
         private readonly Dictionary<string, MemoryBuffer> scratch = new();
 
         /// <summary>The warp reductions are written for NVIDIA's 32-lane warps (the CPU accelerator emulates them).</summary>
-        internal void RequireWarpOf32(string kernel)
+        private void RequireWarpOf32(string kernel)
         {
             if (Accelerator.WarpSize != GroupReductions.WarpSize)
                 throw new NotSupportedException($"{kernel}: the kernels need warps of {GroupReductions.WarpSize} threads; {Accelerator.Name} has {Accelerator.WarpSize}.");
         }
 
-        /// <summary>The launch shape of a warp-per-row kernel over <paramref name="rows"/> rows.</summary>
-        private KernelConfig RowsConfig(string kernel, int rows)
+        /// <summary>The launch shape of a kernel whose code assumes 32-lane warps (shuffles, lane-per-channel layouts).</summary>
+        private KernelConfig WarpGroups(string kernel, int groups, int groupSize)
         {
             RequireWarpOf32(kernel);
-            return new KernelConfig(GroupsFor(rows, RowsPerGroup), RowGroupSize);
+            return new KernelConfig(groups, groupSize);
         }
+
+        /// <summary>The launch shape of a warp-per-row kernel over <paramref name="rows"/> rows.</summary>
+        private KernelConfig RowsConfig(string kernel, int rows) => WarpGroups(kernel, GroupsFor(rows, RowsPerGroup), RowGroupSize);
 
         /// <summary>
         /// A device buffer owned by one launcher (<paramref name="owner"/>), kept between launches and grown on demand, so a
