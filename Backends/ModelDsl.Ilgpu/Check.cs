@@ -35,5 +35,13 @@ namespace ModelDsl.Ilgpu
             if (!(value >= 0f) || float.IsInfinity(value))
                 throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be a finite number >= 0.");
         }
+
+        /// <summary>Returns <paramref name="elements"/> when 32-bit indices reach every element (kernels index with int, as CUDA code does).</summary>
+        public static long Indexable(string kernel, string name, long elements)
+        {
+            if (elements > int.MaxValue)
+                throw new ArgumentException($"{kernel}: {name} would span {elements} elements; the kernels index with 32-bit integers (at most {int.MaxValue}).", name);
+            return elements;
+        }
     }
 }
