@@ -23,5 +23,25 @@ namespace ModelDsl.Ilgpu
         {
             if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be positive.");
         }
+
+        /// <summary>The extent of a one-thread-per-element launch over <paramref name="view"/> (ILGPU indexes launches with int).</summary>
+        public static int IndexRange<T>(string kernel, ArrayView<T> view) where T : unmanaged
+            => view.Length <= int.MaxValue
+                ? (int)view.Length
+                : throw new ArgumentException($"{kernel}: {view.Length} elements are more than one launch can index ({int.MaxValue}).");
+
+        public static void NonNegative(string kernel, string name, float value)
+        {
+            if (!(value >= 0f) || float.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(name, value, $"{kernel}: {name} must be a finite number >= 0.");
+        }
+
+        /// <summary>Returns <paramref name="elements"/> when 32-bit indices reach every element (kernels index with int, as CUDA code does).</summary>
+        public static long Indexable(string kernel, string name, long elements)
+        {
+            if (elements > int.MaxValue)
+                throw new ArgumentException($"{kernel}: {name} would span {elements} elements; the kernels index with 32-bit integers (at most {int.MaxValue}).", name);
+            return elements;
+        }
     }
 }

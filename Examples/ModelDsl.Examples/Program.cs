@@ -19,6 +19,7 @@ internal static class ExampleProgram
         ("train", KjvGptJob.Usage, options => { KjvGptJob.Train(options); return 0; }),
         ("sample", "", options => { KjvGptJob.Sample(options); return 0; }),
         ("vit", VitJob.Usage, options => { VitJob.Train(options); return 0; }),
+        ("ptx", PtxJob.Usage, PtxJob.Run),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 

@@ -18,8 +18,8 @@ using ModelDsl.Generators.Validation;
 namespace ModelDsl.Generators
 {
     /// <summary>
-    /// Turns each model declaration into its op graph, then a model card and, when the TorchSharp runtime is
-    /// referenced and implements every op kind of the graph, TorchSharp code. Invalid declarations produce nothing
+    /// Turns each model declaration into its op graph, then a model card and, for each backend whose runtime is
+    /// referenced and that implements every op kind of the graph, that backend's code. Invalid declarations produce nothing
     /// here: the analyzers report why (diagnostics are not reported from generators, for incrementality and #pragma
     /// suppression).
     /// </summary>
@@ -29,9 +29,10 @@ namespace ModelDsl.Generators
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
-            var torchSharpAvailable = context.CompilationProvider
-                .Select((compilation, _) => compilation.GetTypeByMetadataName(BackendSupport.TorchSharpRuntimeType) is not null)
-                .WithTrackingName(ModelGeneratorStepNames.TorchSharpAvailable);
+            // Which backends' runtimes the compilation references (a bool per backend): only a reference change re-runs emitters.
+            var backendsAvailable = context.CompilationProvider
+                .Select((compilation, _) => BackendSupport.All.Select(b => compilation.GetTypeByMetadataName(b.RuntimeType) is not null).ToEquatableArray())
+                .WithTrackingName(ModelGeneratorStepNames.BackendsAvailable);
 
             var graphs = DslGrammar.Families
                 .Select(family => context.SyntaxProvider
@@ -60,11 +61,15 @@ namespace ModelDsl.Generators
                 context.RegisterSourceOutput(named, static (output, pair)
                     => output.AddSource(HintName(pair.Left.Spec.Type, pair.Right, "g.cs"), ModelCardEmitter.Emit(pair.Left)));
 
-                context.RegisterSourceOutput(named.Combine(torchSharpAvailable), static (output, pair) =>
+                context.RegisterSourceOutput(named.Combine(backendsAvailable), static (output, pair) =>
                 {
                     var ((graph, all), available) = pair;
-                    if (available && !BackendSupport.Gaps(graph).Any())
-                        output.AddSource(HintName(graph.Spec.Type, all, "TorchSharp.g.cs"), TorchSharpEmitter.Emit(graph));
+                    for (int i = 0; i < BackendSupport.All.Count; i++)
+                    {
+                        var backend = BackendSupport.All[i];
+                        if (available[i] && !BackendSupport.Gaps(graph, backend).Any())
+                            output.AddSource(HintName(graph.Spec.Type, all, backend.HintSuffix), backend.Emit(graph));
+                    }
                 });
             }
         }

@@ -12,6 +12,6 @@ namespace ModelDsl.Generators
         /// <summary>The full names of every model, for unique hint names.</summary>
         public const string ModelNames = "ModelDsl.ModelNames";
         /// <summary>Whether the compilation references the TorchSharp runtime.</summary>
-        public const string TorchSharpAvailable = "ModelDsl.TorchSharpAvailable";
+        public const string BackendsAvailable = "ModelDsl.BackendsAvailable";
     }
 }

@@ -65,6 +65,23 @@ namespace ModelDsl.Analyzers.Tests
             attributes + "\npublic partial record M;", torchSharp: true);
 
         [Fact]
+        public Task The_ILGPU_backend_generates_GPT_decoders() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            [FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]
+            public partial record M;
+            """, torchSharp: true, ilgpu: true);
+
+        [Fact]
+        public Task MDSL0100_names_ILGPU_and_the_attribute_it_cannot_generate_yet() => VerifyAsync("""
+            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
+            [{|MDSL0100:RotaryPositions|}]
+            public partial record M;
+
+            [{|MDSL0100:Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2)|}]
+            public partial record B;
+            """, torchSharp: true, ilgpu: true);
+
+        [Fact]
         public Task MDSL0100_is_not_reported_for_an_invalid_declaration() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = {|MDSL0005:0|})]
             [RotaryPositions]

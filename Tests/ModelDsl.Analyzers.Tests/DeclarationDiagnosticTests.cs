@@ -156,6 +156,8 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("Card")]
         [InlineData("CreateTorchSharp")]
         [InlineData("TorchSharpModel")]
+        [InlineData("CreateIlgpu")]
+        [InlineData("IlgpuModel")]
         public Task MDSL0020_a_model_named_like_a_generated_member_is_reported_on_its_name(string name) => VerifyAsync($$"""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
             public partial record {|MDSL0020:{{name}}|};

@@ -125,7 +125,7 @@ namespace ModelDsl.Analyzers.Tests
                 // Every valid declaration, of every family, gets its op graph and card; TorchSharp code exactly when the
                 // backend implements every op kind of the graph.
                 {
-                    bool supported = !BackendSupport.TorchSharpGaps(spec).Any();
+                    bool supported = !BackendSupport.Gaps(spec, BackendSupport.TorchSharp).Any();
                     Assert.Equal(supported ? 2 : 1, driver.GetRunResult().GeneratedTrees.Length);
                     Assert.Equal(supported, diagnostics.All(d => d.Id != "MDSL0100"));
                     var errors = output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();

@@ -16,7 +16,7 @@ namespace ModelDsl.Generators.Tests
         public static TheoryData<string> GeneratedFiles()
         {
             var data = new TheoryData<string>();
-            foreach (var hint in GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels)).Sources.Keys.OrderBy(k => k, StringComparer.Ordinal))
+            foreach (var hint in GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels)).Sources.Keys.OrderBy(k => k, StringComparer.Ordinal))
                 data.Add(hint);
             return data;
         }
@@ -25,42 +25,44 @@ namespace ModelDsl.Generators.Tests
         [MemberData(nameof(GeneratedFiles))]
         public void Example_models_generate_the_reviewed_code(string hintName)
         {
-            var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels));
+            var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels));
             Snapshot.Verify(sources[hintName], hintName.Replace("ModelDsl.Examples.", "").Replace(".g.cs", "").Replace('.', '_'));
         }
 
         [Fact]
-        public void Every_example_model_gets_a_card_and_TorchSharp_code()
+        public void Every_example_model_gets_a_card_and_TorchSharp_code_and_KjvGpt_ILGPU_code()
         {
-            var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels));
-            var cards = sources.Keys.Where(k => !k.EndsWith(".TorchSharp.g.cs", StringComparison.Ordinal)).ToList();
+            var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels));
+            var cards = sources.Keys.Where(k => !k.EndsWith(".TorchSharp.g.cs", StringComparison.Ordinal) && !k.EndsWith(".Ilgpu.g.cs", StringComparison.Ordinal)).ToList();
             Assert.True(cards.Count >= 2);
             Assert.All(cards, card => Assert.Contains(card.Replace(".g.cs", ".TorchSharp.g.cs"), sources.Keys));
+            Assert.Contains("ModelDsl.Examples.KjvGpt.Ilgpu.g.cs", sources.Keys);
         }
 
         [Fact]
         public void Example_models_compile_without_errors_or_warnings()
         {
-            var (output, _) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels));
+            var (output, _) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels));
 
             var problems = output.GetDiagnostics().Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning).ToList();
             Assert.True(problems.Count == 0, string.Join("\n", problems));
         }
 
         [Fact]
-        public void Without_the_TorchSharp_runtime_only_the_model_card_is_generated()
+        public void Without_a_backend_runtime_only_the_model_card_is_generated()
         {
-            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: false, ExampleModels));
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: false, ExampleModels));
 
             Assert.NotEmpty(sources);
             Assert.All(sources.Keys, k => Assert.DoesNotContain("TorchSharp", k));
+            Assert.All(sources.Keys, k => Assert.DoesNotContain("Ilgpu", k));
             Assert.Empty(GeneratorHarness.Errors(output));
         }
 
         [Fact]
         public void Output_is_identical_under_a_culture_with_comma_decimals()
         {
-            var invariant = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels)).Sources;
+            var invariant = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels)).Sources;
             var previous = System.Globalization.CultureInfo.CurrentCulture;
             try
             {
@@ -70,7 +72,7 @@ namespace ModelDsl.Generators.Tests
                 comma.NumberFormat.NumberGroupSeparator = ".";
                 comma.NumberFormat.NegativeSign = "\u2212";
                 System.Globalization.CultureInfo.CurrentCulture = comma;
-                var german = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, ExampleModels)).Sources;
+                var german = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels)).Sources;
                 Assert.Equal(invariant, german);
             }
             finally
@@ -95,7 +97,7 @@ namespace ModelDsl.Generators.Tests
                     }
                 }
                 """;
-            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, source));
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, source));
 
             Assert.Contains("GlobalGpt.TorchSharp.g.cs", sources.Keys);
             Assert.Contains("Deep.Space.Zoo.NestedGpt.TorchSharp.g.cs", sources.Keys);
@@ -110,7 +112,7 @@ namespace ModelDsl.Generators.Tests
                 [Decoder(Vocab = 10, Context = 8, Hidden = 770, Heads = 12, Layers = 1)]
                 public partial record Broken;
                 """;
-            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(torchSharp: true, source));
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, source));
 
             Assert.Empty(sources);
             Assert.Empty(GeneratorHarness.Errors(output));

@@ -8,7 +8,7 @@ using Microsoft.CodeAnalysis.CSharp;
 
 namespace ModelDsl.Generators.Tests
 {
-    /// <summary>Compiles sources with the generator in-process, referencing the DSL and (optionally) the TorchSharp runtime.</summary>
+    /// <summary>Compiles sources with the generator in-process, referencing the DSL and (optionally) both backends' runtimes.</summary>
     internal static class GeneratorHarness
     {
         public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
@@ -18,17 +18,19 @@ namespace ModelDsl.Generators.Tests
                 .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.DecoderAttribute).Assembly.Location))
                 .ToImmutableArray();
 
-        private static readonly ImmutableArray<MetadataReference> TorchSharpReferences =
+        private static readonly ImmutableArray<MetadataReference> RuntimeReferences =
             BaseReferences
                 .Append(MetadataReference.CreateFromFile(typeof(global::TorchSharp.torch).Assembly.Location))
                 .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.TorchSharp.CausalLanguageModel).Assembly.Location))
                 .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.Training.TrainingOptions).Assembly.Location))
+                .Append(MetadataReference.CreateFromFile(typeof(global::ILGPU.Context).Assembly.Location))
+                .Append(MetadataReference.CreateFromFile(typeof(ModelDsl.Ilgpu.IlgpuTransformerModel).Assembly.Location))
                 .ToImmutableArray();
 
-        public static CSharpCompilation Compilation(bool torchSharp, params string[] sources)
+        public static CSharpCompilation Compilation(bool runtimes, params string[] sources)
             => CSharpCompilation.Create("Consumer",
                 sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Source{i}.cs")),
-                torchSharp ? TorchSharpReferences : BaseReferences,
+                runtimes ? RuntimeReferences : BaseReferences,
                 new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable)
                     // As the SDK does: TorchSharp targets net8.0, whose System.Runtime unifies with net10.0's.
                     .WithSpecificDiagnosticOptions(new Dictionary<string, ReportDiagnostic>

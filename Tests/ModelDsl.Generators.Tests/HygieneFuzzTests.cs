@@ -123,8 +123,9 @@ namespace ModelDsl.Generators.Tests
                 }
                 """;
             var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(true, source));
-            Assert.Equal(4, sources.Count);
-            Assert.Equal(4, sources.Keys.Select(k => k.ToLowerInvariant()).Distinct().Count());
+            // A card, TorchSharp code and ILGPU code per model.
+            Assert.Equal(6, sources.Count);
+            Assert.Equal(6, sources.Keys.Select(k => k.ToLowerInvariant()).Distinct().Count());
             Assert.Empty(GeneratorHarness.Errors(output));
         }
 

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using ModelDsl;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;

@@ -4,6 +4,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 using ModelDsl.Generators.Emit;
+using ModelDsl.Generators.Ir.Families;
 using ModelDsl.Generators.Parsing;
 using ModelDsl.Generators.Validation;
 
@@ -27,12 +28,12 @@ namespace ModelDsl.Analyzers
             context.EnableConcurrentExecution();
             context.RegisterCompilationStartAction(start =>
             {
-                bool torchSharp = start.Compilation.GetTypeByMetadataName(BackendSupport.TorchSharpRuntimeType) is not null;
-                start.RegisterSymbolAction(symbolContext => Analyze(symbolContext, torchSharp), SymbolKind.NamedType);
+                var backends = BackendSupport.All.Where(b => start.Compilation.GetTypeByMetadataName(b.RuntimeType) is not null).ToArray();
+                start.RegisterSymbolAction(symbolContext => Analyze(symbolContext, backends), SymbolKind.NamedType);
             });
         }
 
-        private static void Analyze(SymbolAnalysisContext context, bool torchSharp)
+        private static void Analyze(SymbolAnalysisContext context, BackendSupport.Backend[] backends)
         {
             var type = (INamedTypeSymbol)context.Symbol;
             if (!type.GetAttributes().Any(a => ModelParser.IsDslAttribute(a, out _))) return;
@@ -42,8 +43,10 @@ namespace ModelDsl.Analyzers
             foreach (var finding in findings)
                 context.ReportDiagnostic(Diagnostic.Create(finding.Descriptor, Locate(type, finding.Site, context), finding.MessageArguments));
 
-            if (torchSharp && !findings.Any(f => f.IsError))
-                foreach (var gap in BackendSupport.TorchSharpGaps(spec))
+            if (backends.Length == 0 || findings.Any(f => f.IsError)) return;
+            var graph = TransformerGraph.Build(spec);
+            foreach (var backend in backends)
+                foreach (var gap in BackendSupport.Gaps(graph, backend))
                     context.ReportDiagnostic(Diagnostic.Create(gap.Descriptor, Locate(type, gap.Site, context), gap.MessageArguments));
         }
 

@@ -13,5 +13,11 @@ namespace ModelDsl.Ilgpu
         public KernelAttribute(int groupSize = 0) => GroupSize = groupSize;
 
         public int GroupSize { get; }
+
+        /// <summary>
+        /// Bytes of dynamic shared memory per group the launcher requests (its largest request when the size depends on
+        /// the model). ptxas counts only static shared memory; scripts/ptxas-report adds this for the occupancy it reports.
+        /// </summary>
+        public int DynamicSharedMemoryBytes { get; set; }
     }
 }

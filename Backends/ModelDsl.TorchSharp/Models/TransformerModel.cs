@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -2,6 +2,8 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using ModelDsl.Ilgpu;
+using ModelDsl.Ilgpu.Training;
 using ModelDsl.Text;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
@@ -20,6 +22,8 @@ namespace ModelDsl.Examples.Jobs
                 --out DIR                where the checkpoint, tokenizer and plot go (default ./out)
                 --seed N                 seed for initialisation, batches and sampling (default 1337)
                 --resume true            continue from out/kjv-gpt.training.safetensors (written every 200 steps)
+                --backend NAME           torchsharp (default: libtorch on the CPU) or ilgpu (CUDA when there is an
+                                         NVIDIA GPU, else ILGPU's CPU accelerator, an emulator for checking: slow)
               sample [options]           generate from a saved checkpoint
                 --out DIR                folder holding kjv-gpt.safetensors and kjv-gpt.tokenizer.json (default ./out)
                 --prompt TEXT            (default "And God said")
@@ -48,20 +52,68 @@ namespace ModelDsl.Examples.Jobs
                 "Corpus: King James Bible, Genesis to Ruth ({0:N0} characters, {1} distinct); unigram entropy {2:F3} nats/char ({3:F2} bits)",
                 text.Length, tokenizer.VocabSize, unigram, Entropy.NatsToBits(unigram)));
 
-            using var model = KjvGpt.CreateTorchSharp();
+            string backend = options.Get("--backend", "torchsharp");
+            if (backend is not ("torchsharp" or "ilgpu"))
+                throw new ArgumentException($"--backend is torchsharp or ilgpu, not '{backend}'.");
+            using var device = backend == "ilgpu" ? IlgpuDevice.Best() : null;
+            bool emulated = device is { IsEmulator: true };
+            if (device is not null)
+                Console.WriteLine(emulated
+                    ? $"Backend: ILGPU on {device.Description}. It runs every GPU thread as an OS thread, so it checks the kernels rather than trains: without --steps this run is 10 steps of 4 sequences."
+                    : $"Backend: ILGPU on {device.Description}.");
+            else
+                Console.WriteLine("Backend: TorchSharp (libtorch, CPU).");
+
             var trainingOptions = new TrainingOptions
             {
-                Steps = options.Get("--steps", 1200),
-                BatchSize = options.Get("--batch", 16),
+                Steps = options.Get("--steps", emulated ? 10 : 1200),
+                BatchSize = options.Get("--batch", emulated ? 4 : 16),
                 SequenceLength = KjvGpt.Card.Context,
                 LearningRate = options.Get("--lr", 3e-3),
                 WarmupSteps = 50,
                 MinLearningRateRatio = 0.1,
                 WeightDecay = 0.1,
                 EvalEvery = 200,
-                EvalBatches = 8,
+                EvalBatches = emulated ? 2 : 8,
                 Seed = seed,
             };
+            var checkpoint = Path.Combine(outDir, "kjv-gpt.safetensors");
+            var metadata = new Dictionary<string, string>
+            {
+                ["format"] = "pt",
+                ["model"] = "KjvGpt",
+                ["backend"] = backend,
+                ["steps"] = trainingOptions.Steps.ToString(CultureInfo.InvariantCulture),
+            };
+            var report = device is null
+                ? TrainOnTorchSharp(options, trainingOptions, data, outDir, checkpoint, metadata)
+                : TrainOnIlgpu(device, trainingOptions, data, checkpoint, metadata);
+
+            tokenizer.Save(Path.Combine(outDir, "kjv-gpt.tokenizer.json"));
+            var plot = Path.Combine(outDir, "kjv-gpt-loss.png");
+            LossPlot.Save(plot, report, new[] { new ReferenceLine("unigram entropy", unigram) });
+
+            double final = report.FinalValidationLoss;
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} below it. {6:N0} tokens/s.",
+                report.InitialValidationLoss, final, Entropy.NatsToBits(final), Entropy.Perplexity(final), unigram,
+                1 - final / unigram, report.ItemsPerSecond));
+            Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
+
+            // The checkpoint has Hugging Face names on either backend: sampling reads it into the TorchSharp model.
+            using var sampler = KjvGpt.CreateTorchSharp();
+            sampler.LoadSafetensors(checkpoint);
+            var prompt = "And God said";
+            var sample = sampler.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopP: 0.95f, Seed: (int)seed, Vocabulary: tokenizer.VocabSize));
+            Console.WriteLine();
+            Console.WriteLine("Sample (temperature 0.8, top-p 0.95):");
+            Console.WriteLine(tokenizer.Decode(sample));
+        }
+
+        private static TrainingReport TrainOnTorchSharp(Options options, TrainingOptions trainingOptions, TokenBatches data, string outDir,
+            string checkpoint, Dictionary<string, string> metadata)
+        {
+            using var model = KjvGpt.CreateTorchSharp();
             // A training checkpoint every evaluation; the weights of the best validation loss beside it.
             string training = Path.Combine(outDir, "kjv-gpt.training.safetensors");
             using var trainer = new LanguageModelTrainer(model, trainingOptions)
@@ -75,31 +127,21 @@ namespace ModelDsl.Examples.Jobs
             }
             var view = new ConsoleTrainingView();
             var report = view.Run(observer => trainer.Train(data, observer));
+            metadata["validation_loss"] = report.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture);
+            model.SaveSafetensors(checkpoint, metadata);
+            return report;
+        }
 
-            var checkpoint = Path.Combine(outDir, "kjv-gpt.safetensors");
-            model.SaveSafetensors(checkpoint, new System.Collections.Generic.Dictionary<string, string>
-            {
-                ["format"] = "pt",
-                ["model"] = "KjvGpt",
-                ["steps"] = trainingOptions.Steps.ToString(CultureInfo.InvariantCulture),
-                ["validation_loss"] = report.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture),
-            });
-            tokenizer.Save(Path.Combine(outDir, "kjv-gpt.tokenizer.json"));
-            var plot = Path.Combine(outDir, "kjv-gpt-loss.png");
-            LossPlot.Save(plot, report, new[] { new ReferenceLine("unigram entropy", unigram) });
-
-            double final = report.FinalValidationLoss;
-            Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} below it. {6:N0} tokens/s.",
-                report.InitialValidationLoss, final, Entropy.NatsToBits(final), Entropy.Perplexity(final), unigram,
-                1 - final / unigram, report.ItemsPerSecond));
-            Console.WriteLine($"Saved {checkpoint}, its tokenizer, {plot}, the best-validation weights and the training checkpoint.");
-
-            var prompt = "And God said";
-            var sample = model.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopP: 0.95f, Seed: (int)seed, Vocabulary: tokenizer.VocabSize));
-            Console.WriteLine();
-            Console.WriteLine("Sample (temperature 0.8, top-p 0.95):");
-            Console.WriteLine(tokenizer.Decode(sample));
+        /// <summary>The same recipe on ILGPU: its trainer takes the same options and reports to the same view.</summary>
+        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, TrainingOptions trainingOptions, TokenBatches data,
+            string checkpoint, Dictionary<string, string> metadata)
+        {
+            using var model = KjvGpt.CreateIlgpu(device, trainingOptions.Seed);
+            var trainer = new IlgpuLanguageModelTrainer(model, trainingOptions);
+            var report = new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
+            metadata["validation_loss"] = report.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture);
+            model.SaveSafetensors(checkpoint, metadata);
+            return report;
         }
 
         public static void Sample(Options options)

@@ -1,5 +1,7 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
+using ModelDsl.Generators.Emit.Ilgpu;
 using ModelDsl.Generators.Emit.TorchSharp;
 using ModelDsl.Generators.Ir;
 using ModelDsl.Generators.Ir.Families;
@@ -16,16 +18,35 @@ namespace ModelDsl.Generators.Emit
     /// </summary>
     internal static class BackendSupport
     {
-        public const string TorchSharp = "TorchSharp";
+        /// <summary>A backend: its name in diagnostics, the runtime type whose presence in a compilation turns it on, and its emitter.</summary>
+        internal sealed record Backend(
+            string Name,
+            string RuntimeType,
+            string HintSuffix,
+            IReadOnlyCollection<OpKind> Ops,
+            IReadOnlyCollection<ModelTask> Tasks,
+            Func<ModelGraph, string> Emit,
+            Func<ModelGraph, IEnumerable<(string Feature, FindingSite Origin)>> Unsupported);
 
-        /// <summary>A type of the TorchSharp runtime: its presence in a compilation turns the TorchSharp backend on.</summary>
-        public const string TorchSharpRuntimeType = "ModelDsl.TorchSharp.TransformerModel";
+        public static readonly Backend TorchSharp = new("TorchSharp", "ModelDsl.TorchSharp.TransformerModel", "TorchSharp.g.cs",
+            TorchSharpEmitter.SupportedOps, TorchSharpEmitter.SupportedTasks, TorchSharpEmitter.Emit, _ => Array.Empty<(string, FindingSite)>());
 
-        /// <summary>The MDSL0100 findings of a valid spec for the TorchSharp backend (none when it generates everything).</summary>
-        public static IEnumerable<Finding> TorchSharpGaps(ModelSpec spec) => Gaps(TransformerGraph.Build(spec));
+        public static readonly Backend Ilgpu = new("ILGPU", "ModelDsl.Ilgpu.IlgpuTransformerModel", "Ilgpu.g.cs",
+            IlgpuEmitter.SupportedOps, IlgpuEmitter.SupportedTasks, IlgpuEmitter.Emit, IlgpuEmitter.Unsupported);
 
-        public static IEnumerable<Finding> Gaps(ModelGraph graph)
-            => Gaps(graph, TorchSharp, TorchSharpEmitter.SupportedOps, TorchSharpEmitter.SupportedTasks);
+        public static readonly IReadOnlyList<Backend> All = new[] { TorchSharp, Ilgpu };
+
+        /// <summary>The MDSL0100 findings of a valid spec for a backend (none when it generates everything).</summary>
+        public static IEnumerable<Finding> Gaps(ModelSpec spec, Backend backend) => Gaps(TransformerGraph.Build(spec), backend);
+
+        public static IEnumerable<Finding> Gaps(ModelGraph graph, Backend backend)
+        {
+            var gaps = Gaps(graph, backend.Name, backend.Ops, backend.Tasks).ToList();
+            if (gaps.Count == 0)
+                foreach (var (feature, origin) in backend.Unsupported(graph).Distinct())
+                    gaps.Add(new Finding(NotYetGenerated, origin, new object?[] { backend.Name, feature, graph.Spec.Name }));
+            return gaps;
+        }
 
         /// <summary>The MDSL0100 findings of a graph for a backend that implements <paramref name="ops"/> and <paramref name="tasks"/>.</summary>
         public static IEnumerable<Finding> Gaps(ModelGraph graph, string backend, IReadOnlyCollection<OpKind> ops, IReadOnlyCollection<ModelTask> tasks)

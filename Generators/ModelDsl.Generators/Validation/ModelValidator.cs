@@ -81,10 +81,12 @@ namespace ModelDsl.Generators.Validation
             ["Card"] = "the compile-time model card",
             ["CreateTorchSharp"] = "the TorchSharp factory",
             ["TorchSharpModel"] = "the nested TorchSharp model class",
+            ["CreateIlgpu"] = "the ILGPU factory",
+            ["IlgpuModel"] = "the nested ILGPU model class",
         };
 
         /// <summary>The root namespaces generated code names with global::; a global type of that name would hide one.</summary>
-        internal static readonly string[] RootNamespaces = { "System", "TorchSharp", "ModelDsl" };
+        internal static readonly string[] RootNamespaces = { "System", "TorchSharp", "ModelDsl", "ILGPU" };
 
         private delegate void Reporter(DiagnosticDescriptor descriptor, FindingSite site, params object?[] args);
 

@@ -15,13 +15,14 @@ namespace ModelDsl.Analyzers.Tests.Infrastructure
         public const string Usings = "using ModelDsl;\n\n";
 
         /// <param name="markup">Source with <c>{|ID:text|}</c> markers; <see cref="Usings"/> is prepended.</param>
-        /// <param name="torchSharp">Whether the compilation holds the TorchSharp runtime type (enables MDSL0100).</param>
-        public static async Task<IReadOnlyList<Diagnostic>> VerifyAsync(string markup, bool torchSharp = false)
+        /// <param name="torchSharp">Whether the compilation holds the TorchSharp runtime type (enables MDSL0100 for it).</param>
+        /// <param name="ilgpu">Whether it holds the ILGPU runtime type (enables MDSL0100 for ILGPU).</param>
+        public static async Task<IReadOnlyList<Diagnostic>> VerifyAsync(string markup, bool torchSharp = false, bool ilgpu = false)
         {
             var (source, expected) = Markup.Parse(Usings + markup);
-            var compilation = torchSharp
-                ? TestCompilation.Create(source, TestCompilation.TorchSharpRuntimeStub)
-                : TestCompilation.Create(source);
+            var runtimes = (torchSharp ? new[] { TestCompilation.TorchSharpRuntimeStub } : System.Array.Empty<string>())
+                .Concat(ilgpu ? new[] { TestCompilation.IlgpuRuntimeStub } : System.Array.Empty<string>()).ToArray();
+            var compilation = TestCompilation.Create(new[] { source }.Concat(runtimes).ToArray());
 
             var compilerErrors = compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
             Assert.True(compilerErrors.Count == 0,

@@ -18,6 +18,9 @@ namespace ModelDsl.Analyzers.Tests.Infrastructure
         public const string TorchSharpRuntimeStub =
             "namespace ModelDsl.TorchSharp { public abstract class TransformerModel { } }";
 
+        public const string IlgpuRuntimeStub =
+            "namespace ModelDsl.Ilgpu { public abstract class IlgpuTransformerModel { } }";
+
         public static readonly ImmutableArray<MetadataReference> References = Basic.Reference.Assemblies.Net100.References.All
             .Cast<MetadataReference>()
             .Append(MetadataReference.CreateFromFile(typeof(global::ModelDsl.DecoderAttribute).Assembly.Location))

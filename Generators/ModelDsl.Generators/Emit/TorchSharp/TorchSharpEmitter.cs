@@ -158,7 +158,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 writer.Line();
                 WriteReset(writer, context);
                 writer.Line();
-                WriteCheckpointNames(writer, context);
+                ModelConstants.WriteCheckpointNames(writer, context.Graph);
                 foreach (var node in context.Tree.Classes())
                 {
                     writer.Line();
@@ -202,49 +202,9 @@ namespace ModelDsl.Generators.Emit.TorchSharp
         {
             var graph = context.Graph;
             var spec = graph.Spec;
-            var d = new Dims(spec);
-            writer.Line("// The declaration's sizes: the code below is specialised for them.");
-            void Int(string name, int value) => writer.Line($"public const int {name} = {Literal(value)};");
-            void Double(string name, double value) => writer.Line($"public const double {name} = {Literal(value)};");
-            if (spec.Vocab > 0) Int("Vocab", spec.Vocab);
-            if (spec.Context > 0) Int("Context", spec.Context);
-            if (spec.Family == ModelFamily.VisionEncoder)
-            {
-                Int("ImageSize", spec.ImageSize);
-                Int("PatchSize", spec.PatchSize);
-                Int("Channels", spec.Channels);
-                Int("Patches", d.Patches.Size);
-            }
-            Int("Hidden", spec.Hidden);
-            Int("Heads", spec.Heads);
-            if (spec.KvHeads != spec.Heads) Int("KvHeads", spec.KvHeads);
-            Int("HeadDim", spec.HeadDim);
-            Int("Inner", spec.Inner);
-            foreach (var stack in graph.Stacks) Int(stack.Name + "Layers", stack.Layers);
-            if (spec.Classes > 0) Int("Classes", spec.Classes);
-            if (spec.Embeddings.SegmentTypes is int segments) Int("Segments", segments);
-            if (spec.Positions.Kind == PositionKind.Relative)
-            {
-                Int("Buckets", spec.Positions.RelativeBuckets);
-                Int("MaxDistance", spec.Positions.RelativeMaxDistance);
-            }
-            if (spec.Experts is { } moe)
-            {
-                Int("Experts", moe.Experts ?? 0);
-                Int("TopK", moe.TopK);
-                Double("AuxLossWeight", moe.AuxLossWeight);
-                Double("ZLossWeight", moe.ZLossWeight);
+            ModelConstants.Write(writer, graph);
+            if (spec.Experts is not null)
                 writer.Line($"private static readonly {Runtime}RouterLossOptions RouterLossOptions = new(Experts, AuxLossWeight, ZLossWeight);");
-            }
-            if (spec.Lora is { } lora)
-            {
-                Int("Rank", lora.Rank);
-                Double("LoraAlpha", lora.Alpha);
-                writer.Line("public const double LoraScale = LoraAlpha / Rank;");
-            }
-            Double("Epsilon", spec.Norm.Epsilon);
-            if (spec.Positions.Kind == PositionKind.Rotary) Double("RotaryBase", spec.Positions.RotaryBase);
-            Double("DropoutRate", spec.DropoutRate);
             foreach (var stack in graph.Stacks.Where(s => s.Variants.Count > 1))
                 writer.Line($"private static readonly int[] {stack.Name}LayerVariants = {{ {string.Join(", ", stack.VariantOfLayer.Select(v => Literal(v)))} }}; // {string.Join(", ", stack.Variants.Select((v, i) => i.ToString(CultureInfo.InvariantCulture) + ": " + v))}");
             foreach (var (function, op) in graph.AllOps().Where(p => p.Op is AttentionOp))
@@ -420,37 +380,6 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             foreach (var child in node.Children)
                 WriteInit(writer, child, child.IsIndex ? access
                     : access + "." + child.FieldName + (node.Category == ModuleCategory.AdaptedLeaf ? "!" : ""), depth);
-        }
-
-        // ================================================================ checkpoint names
-
-        private static void WriteCheckpointNames(CodeWriter writer, Context context)
-        {
-            var graph = context.Graph;
-            var layout = CheckpointLayout.Of(graph.Spec);
-            var tied = TiedCopies(graph, layout).ToList();
-            writer.Line($"/// <summary>How {graph.Layout} checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>");
-            writer.Line($"protected override {Runtime}CheckpointNames CheckpointNames {{ get; }} = new(");
-            writer.Line($"    layout: {Literal(graph.Layout)},");
-            writer.Line($"    optionalPrefix: {(layout.OptionalPrefix is null ? "null" : Literal(layout.OptionalPrefix))},");
-            writer.Line($"    ignoredSuffixes: new string[] {{ {string.Join(", ", layout.IgnoredSuffixes.Select(Literal))} }},");
-            writer.Line($"    tiedCopies: new (string Copy, string Of)[] {{ {string.Join(", ", tied.Select(t => $"({Literal(t.Copy)}, {Literal(t.Of)})"))} }});");
-        }
-
-        /// <summary>Checkpoint names that must equal one of this model's tensors (tied heads, T5's per-stack embedding copies).</summary>
-        private static IEnumerable<(string Copy, string Of)> TiedCopies(ModelGraph graph, CheckpointLayout layout)
-        {
-            string? PathOf(Role role, string name = "weight")
-            {
-                string path;
-                try { path = layout.Path(role, ""); }
-                catch (ArgumentOutOfRangeException) { return null; }
-                return graph.Parameters.FirstOrDefault(p => p.Path == path || p.ModulePath == path && p.Name == name)?.Path;
-            }
-            foreach (var (name, role) in layout.TiedCopies(graph.Spec))
-                if (PathOf(role) is { } of) yield return (name, of);
-            if (graph.Spec.Embeddings.Tied && graph.Task != ModelTask.SequenceClassification && PathOf(Role.TokenEmbedding) is { } table)
-                yield return (layout.Path(Role.LmHead, "") + ".weight", table);
         }
     }
 }

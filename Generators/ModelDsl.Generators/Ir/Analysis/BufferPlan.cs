@@ -17,8 +17,11 @@ namespace ModelDsl.Generators.Ir.Analysis
         Statistic,
     }
 
-    /// <summary>One buffer: its name ("DecoderLayer.h"), the shape of one copy, and how many copies the plan allocates.</summary>
-    internal sealed record Buffer(string Name, EquatableArray<Dim> Shape, ElementType Type, int Copies, BufferKind Kind)
+    /// <summary>
+    /// One buffer: its name ("DecoderLayer.h"), the shape of one copy, how many copies the plan allocates, the value it
+    /// holds and, for a statistic, which one ("mean", "lse") of that value's op.
+    /// </summary>
+    internal sealed record Buffer(string Name, EquatableArray<Dim> Shape, ElementType Type, int Copies, BufferKind Kind, int Value, string? Statistic = null)
     {
         public int BytesPerElement => Type switch { ElementType.Int64 => 8, ElementType.Bool => 1, _ => 4 };
 
@@ -70,7 +73,7 @@ namespace ModelDsl.Generators.Ir.Analysis
             var saved = new HashSet<int>(schedule.Backward.SelectMany(b => b.Saved).Select(r => Storage(r.Value)));
             var buffers = new List<Buffer>();
             foreach (var input in schedule.Inputs.Select(r => r.Value).Distinct())
-                buffers.Add(new Buffer(g.Value(input).Name, g.Value(input).Shape, g.Value(input).Type, 1, BufferKind.Input));
+                buffers.Add(new Buffer(g.Value(input).Name, g.Value(input).Shape, g.Value(input).Type, 1, BufferKind.Input, input));
 
             var names = new Dictionary<string, int>();
             string Unique(string name)
@@ -92,7 +95,7 @@ namespace ModelDsl.Generators.Ir.Analysis
                 string name = Unique(first.Function + "." + value.Name + " (" + first.Op.Kind + ")");
                 int instances = group.Select(p => p.Output.Layer).Distinct().Count();
                 bool isSaved = saved.Contains(group.Key);
-                buffers.Add(new Buffer(name, value.Shape, value.Type, isSaved ? instances : 1, isSaved ? BufferKind.Saved : BufferKind.Transient));
+                buffers.Add(new Buffer(name, value.Shape, value.Type, isSaved ? instances : 1, isSaved ? BufferKind.Saved : BufferKind.Transient, group.Key));
             }
 
             // Statistics: one buffer per statistic of each op, a copy per layer.
@@ -102,7 +105,7 @@ namespace ModelDsl.Generators.Ir.Analysis
                 string owner = step.Forward.Function + "." + g.Value(step.Forward.Op.Output()).Name + " (" + step.Forward.Op.Kind + ")";
                 int instances = group.Select(b => b.Forward.Layer).Distinct().Count();
                 foreach (var statistic in step.Statistics)
-                    buffers.Add(new Buffer(Unique(owner + " " + statistic.Name), statistic.Shape, statistic.Type, instances, BufferKind.Statistic));
+                    buffers.Add(new Buffer(Unique(owner + " " + statistic.Name), statistic.Shape, statistic.Type, instances, BufferKind.Statistic, step.Forward.Op.Output(), statistic.Name));
             }
             return new BufferPlan(g.ParameterCount, buffers);
         }

@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 
-namespace ModelDsl.TorchSharp
+namespace ModelDsl.Checkpoints
 {
     /// <summary>
     /// How a checkpoint layout names a model's tensors beyond the model's own parameter names, generated from the

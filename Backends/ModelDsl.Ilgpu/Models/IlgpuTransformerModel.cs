@@ -1,0 +1,324 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ILGPU;
+using ILGPU.Runtime;
+using ModelDsl.Checkpoints;
+
+namespace ModelDsl.Ilgpu
+{
+    /// <summary>
+    /// The base of every generated ILGPU model: the parameters (one flat buffer, Hugging Face names), the buffer plan
+    /// (one device allocation, sized for the largest batch seen), the inputs, and a training step built from the
+    /// generated forward and backward passes and the fused AdamW kernel. A generated class supplies the plan, the
+    /// passes and its checkpoint names; it never allocates.
+    /// </summary>
+    public abstract class IlgpuTransformerModel : IDisposable
+    {
+        private readonly ulong seed;
+        private MemoryBuffer1D<float, Stride1D.Dense>? arena;
+        private long arenaElements;
+        private MemoryBuffer1D<int, Stride1D.Dense>? inputs;
+        private readonly MemoryBuffer1D<float, Stride1D.Dense> sumOfSquares;
+        private (int Batch, int Time) sizedFor;
+
+        protected IlgpuTransformerModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+        {
+            ArgumentNullException.ThrowIfNull(device);
+            ArgumentNullException.ThrowIfNull(card);
+            Device = device;
+            Card = card;
+            this.seed = seed;
+            Parameters = new ParameterStore(device.Accelerator, card.Name, parameters);
+            sumOfSquares = device.Accelerator.Allocate1D<float>(1);
+        }
+
+        public ModelCard Card { get; }
+
+        public IlgpuDevice Device { get; }
+
+        public ParameterStore Parameters { get; }
+
+        /// <summary>Trainable scalars (tied tensors once).</summary>
+        public long ParameterCount => Parameters.Count;
+
+        protected Kernels Kernels => Device.Kernels;
+
+        // ---------------------------------------------------------------- what the generated class supplies
+
+        protected abstract IEnumerable<DeviceBuffer> Buffers { get; }
+
+        protected abstract ArrayView<float> LogitsOutput { get; }
+
+        protected abstract ArrayView<float> LossOutput { get; }
+
+        protected abstract CheckpointNames CheckpointNames { get; }
+
+        protected abstract void Forward();
+
+        protected abstract void LossForward();
+
+        protected abstract void Backward();
+
+        // ---------------------------------------------------------------- what the generated code reads
+
+        protected int Batch { get; private set; }
+
+        protected int Time { get; private set; }
+
+        protected int Tokens => Batch * Time;
+
+        protected ArrayView<int> Ids { get; private set; }
+
+        protected ArrayView<int> Targets { get; private set; }
+
+        protected ArrayView<int> PaddingMask { get; private set; }
+
+        /// <summary>True in a training step (dropout on), false for logits and evaluation losses.</summary>
+        protected bool Training { get; private set; }
+
+        /// <summary>
+        /// The seed of one dropout site's mask in this step: the model's seed, the step count, the site and the layer
+        /// hashed together, so masks differ between sites, layers and steps and repeat exactly for a given seed.
+        /// </summary>
+        protected ulong DropoutSeed(int site, int layer)
+        {
+            ulong z = seed ^ (ulong)dropoutSteps * 0x9E3779B97F4A7C15UL ^ (ulong)site << 40 ^ (ulong)layer << 20;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        private long dropoutSteps;
+
+        /// <summary>d(mean loss)/d(per-token loss): 1 over the targets that count (not -100).</summary>
+        protected float LossScale { get; private set; }
+
+        protected ArrayView<float> Weight(string name, int layer = 0) => Parameters.Weight(name, layer);
+
+        protected ArrayView<float> Gradient(string name, int layer = 0) => Parameters.Gradient(name, layer);
+
+        protected static void Zero(ArrayView<float> view) => view.MemSetToZero();
+
+        protected static void Copy(ArrayView<float> destination, ArrayView<float> source) => source.CopyTo(destination);
+
+        /// <summary>Called by the generated constructor once the plan's fields exist.</summary>
+        protected void Initialize() => ResetParameters(seed);
+
+        // ---------------------------------------------------------------- parameters
+
+        /// <summary>Draws every parameter again from its declared initialisation (host-side, seeded, so it is the same on every device).</summary>
+        public void ResetParameters(ulong seed)
+        {
+            var random = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
+            var values = new float[Parameters.Count];
+            foreach (var info in Parameters.Infos)
+                for (int layer = 0; layer < Math.Max(1, info.Layers); layer++)
+                {
+                    var slot = Parameters.Slot(info.NameAt(layer));
+                    var span = values.AsSpan((int)slot.Offset, (int)slot.Length);
+                    switch (info.Init)
+                    {
+                        case InitKind.Ones: span.Fill(1f); break;
+                        case InitKind.Zeros: span.Clear(); break;
+                        default:
+                            for (int i = 0; i < span.Length; i++) span[i] = (float)(info.Std * Gaussian(random));
+                            break;
+                    }
+                }
+            Parameters.Values.CopyFromCPU(values);
+            Parameters.ResetOptimizer();
+        }
+
+        private static double Gaussian(Random random)
+        {
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+        }
+
+        /// <summary>Loads a safetensors checkpoint with Hugging Face names (all or nothing; see <see cref="ParameterStore.Load"/>).</summary>
+        public void LoadSafetensors(string path)
+            => Parameters.Load(path, name => CheckpointNames.Map(name, Parameters.Contains), CheckpointNames.TiedCopies);
+
+        /// <summary>Saves every parameter as F32 safetensors under Hugging Face names, atomically (the TorchSharp backend reads the file as it is).</summary>
+        public void SaveSafetensors(string path, IReadOnlyDictionary<string, string>? metadata = null)
+            => Parameters.Save(path, metadata ?? new Dictionary<string, string> { ["format"] = "pt", ["model"] = Card.Name });
+
+        // ---------------------------------------------------------------- steps
+
+        /// <summary>Uploads a batch of ids (and targets) and sizes the buffers for it; checks every id against the vocabulary.</summary>
+        protected void SetInputs(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time)
+        {
+            if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Model '{Card.Name}': the batch must hold at least one sequence.");
+            if (time < 1 || time > Card.Context)
+                throw new ArgumentOutOfRangeException(nameof(time), time, $"Model '{Card.Name}': sequences have 1 to Context = {Card.Context} tokens, not {time}.");
+            long tokens = (long)batch * time;
+            if (ids.Length != tokens)
+                throw new ArgumentException($"Model '{Card.Name}': ids has {ids.Length} elements; [Batch={batch}, Time={time}] needs {tokens}.", nameof(ids));
+            for (int i = 0; i < ids.Length; i++)
+                if ((uint)ids[i] >= (uint)Card.Vocab)
+                    throw new ArgumentException($"Model '{Card.Name}': ids[{i / time}, {i % time}] = {ids[i]} is outside the vocabulary [0, Vocab = {Card.Vocab}).", nameof(ids));
+            int counted = 0;
+            if (!targets.IsEmpty)
+            {
+                if (targets.Length != tokens)
+                    throw new ArgumentException($"Model '{Card.Name}': targets has {targets.Length} elements; [Batch={batch}, Time={time}] needs {tokens}.", nameof(targets));
+                for (int i = 0; i < targets.Length; i++)
+                {
+                    if (targets[i] == IgnoredTarget) continue;
+                    if ((uint)targets[i] >= (uint)Card.Vocab)
+                        throw new ArgumentException($"Model '{Card.Name}': targets[{i / time}, {i % time}] = {targets[i]} is neither a token id below Vocab = {Card.Vocab} nor {IgnoredTarget} (ignored).", nameof(targets));
+                    counted++;
+                }
+                if (counted == 0)
+                    throw new ArgumentException($"Model '{Card.Name}': every target is {IgnoredTarget} (ignored): the mean loss of no tokens is undefined.", nameof(targets));
+            }
+
+            SizeBuffers(batch, time);
+            if (inputs is null || inputs.Length < 2 * tokens)
+            {
+                inputs?.Dispose();
+                inputs = Device.Accelerator.Allocate1D<int>(2 * tokens);
+            }
+            Ids = inputs.View.SubView(0, tokens);
+            Targets = inputs.View.SubView(tokens, tokens);
+            Ids.CopyFromCPU(ids.ToArray());
+            if (!targets.IsEmpty) Targets.CopyFromCPU(targets.ToArray());
+            LossScale = counted == 0 ? 0f : 1f / counted;
+        }
+
+        public const int IgnoredTarget = -100;
+
+        /// <summary>Binds every buffer of the plan for [batch, time], growing the one allocation when it is too small.</summary>
+        private void SizeBuffers(int batch, int time)
+        {
+            Batch = batch;
+            Time = time;
+            if (sizedFor == (batch, time)) return;
+            var buffers = Buffers.ToList();
+            long total = 0;
+            foreach (var b in buffers) total = checked(total + b.FloatsPerCopy(batch, time) * b.Copies);
+            if (arena is null || total > arenaElements)
+            {
+                arena?.Dispose();
+                arena = Device.Accelerator.Allocate1D<float>(Math.Max(1, total));
+                arenaElements = total;
+            }
+            long offset = 0;
+            foreach (var b in buffers)
+            {
+                long perCopy = b.FloatsPerCopy(batch, time);
+                b.Bind(arena.View.SubView(offset, perCopy * b.Copies), perCopy, b.ElementsPerCopy(batch, time));
+                offset += perCopy * b.Copies;
+            }
+            sizedFor = (batch, time);
+        }
+
+        /// <summary>Bytes of the buffer plan for [batch, time] (what a step allocates beyond the parameters and optimizer state).</summary>
+        public long PlanBytes(int batch, int time) => 4 * Buffers.Sum(b => b.FloatsPerCopy(batch, time) * b.Copies);
+
+        /// <summary>The forward pass in evaluation mode (no dropout).</summary>
+        protected void RunLogits()
+        {
+            Training = false;
+            Forward();
+        }
+
+        /// <summary>The forward pass and the loss (evaluation mode); returns the mean loss.</summary>
+        protected float RunLoss()
+        {
+            Training = false;
+            Forward();
+            LossForward();
+            return ReadScalar(LossOutput);
+        }
+
+        /// <summary>Zeroes the parameter gradients, runs forward (training mode: dropout on), loss and backward; returns the mean loss.</summary>
+        protected float RunForwardBackward()
+        {
+            Parameters.ZeroGradients();
+            Training = true;
+            dropoutSteps++;
+            Forward();
+            LossForward();
+            Backward();
+            return ReadScalar(LossOutput);
+        }
+
+        private float ReadScalar(ArrayView<float> view)
+        {
+            var value = new float[1];
+            view.SubView(0, 1).CopyToCPU(value);
+            return value[0];
+        }
+
+        /// <summary>The global L2 norm of the parameter gradients (before clipping).</summary>
+        public float GradientNorm()
+        {
+            Kernels.SumOfSquares(sumOfSquares.View, Parameters.Gradients);
+            return MathF.Sqrt(ReadScalar(sumOfSquares.View));
+        }
+
+        /// <summary>
+        /// One AdamW update of every parameter, the gradients first clipped to a global norm of
+        /// <paramref name="maxGradNorm"/> as torch.nn.utils.clip_grad_norm_ does (no clipping when it is 0 or infinite).
+        /// Matrices get weight decay, vectors not, as the TorchSharp trainer's parameter groups do. Returns the gradient
+        /// norm before clipping (the kernel reads it on the device; the host reads it afterwards for reports).
+        /// </summary>
+        public float AdamWStep(int step, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, float maxGradNorm)
+        {
+            Kernels.SumOfSquares(sumOfSquares.View, Parameters.Gradients);
+            Kernels.AdamW(Parameters.Values, Parameters.Gradients, Parameters.FirstMoments, Parameters.SecondMoments, sumOfSquares.View,
+                new AdamWStep(learningRate, beta1, beta2, epsilon, weightDecay, step, maxGradNorm, Parameters.DecayedCount));
+            return MathF.Sqrt(ReadScalar(sumOfSquares.View));
+        }
+
+        /// <summary>Waits for the device (kernels run asynchronously).</summary>
+        public void Synchronize() => Device.Accelerator.Synchronize();
+
+        public virtual void Dispose()
+        {
+            arena?.Dispose();
+            inputs?.Dispose();
+            sumOfSquares.Dispose();
+            Parameters.Dispose();
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    /// <summary>A causal language model on ILGPU: logits, loss and training steps over token ids.</summary>
+    public abstract class IlgpuCausalLanguageModel : IlgpuTransformerModel
+    {
+        protected IlgpuCausalLanguageModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        /// <summary>Logits [batch, time, Vocab] (row-major) for token ids [batch, time].</summary>
+        public float[] Logits(ReadOnlySpan<int> ids, int batch, int time)
+        {
+            SetInputs(ids, ReadOnlySpan<int>.Empty, batch, time);
+            RunLogits();
+            var result = new float[(long)batch * time * Card.Vocab];
+            LogitsOutput.SubView(0, result.Length).CopyToCPU(result);
+            return result;
+        }
+
+        /// <summary>The mean cross-entropy of the next-token predictions against <paramref name="targets"/> (-100: ignored).</summary>
+        public float Loss(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time)
+        {
+            SetInputs(ids, RequireTargets(targets), batch, time);
+            return RunLoss();
+        }
+
+        /// <summary>The loss and, in <see cref="ParameterStore.Gradients"/>, its gradient with respect to every parameter.</summary>
+        public float ForwardBackward(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time)
+        {
+            SetInputs(ids, RequireTargets(targets), batch, time);
+            return RunForwardBackward();
+        }
+
+        private ReadOnlySpan<int> RequireTargets(ReadOnlySpan<int> targets)
+            => targets.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs targets.", nameof(targets)) : targets;
+    }
+}

@@ -1,0 +1,174 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelDsl.Generators.Emit.Common;
+using ModelDsl.Generators.Helpers;
+using ModelDsl.Generators.Ir;
+using static ModelDsl.Generators.Helpers.CodeWriter;
+
+namespace ModelDsl.Generators.Emit.Ilgpu
+{
+    /// <summary>
+    /// Writes a model's ILGPU class from its op graph, in the spirit of llm.c's train_gpt2.cu: the parameter table
+    /// (Hugging Face names, shapes, initialisation), the buffer plan as fields, and one forward and one backward method
+    /// per graph function, each a list of kernel launches. The kernels are the runtime's (ModelDsl.Ilgpu.Kernels),
+    /// hand-written with hand-derived backward passes; this file decides which run, in what order, on which views.
+    /// </summary>
+    internal static class IlgpuEmitter
+    {
+        public static IReadOnlyCollection<OpKind> SupportedOps => IlgpuOps.Supported;
+
+        public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks;
+
+        /// <summary>
+        /// What the op kinds alone cannot say this backend lacks: dropout on attention probabilities (the flash kernel
+        /// has no mask for them yet) and stacks whose layers differ (Switch's alternating MoE layers).
+        /// </summary>
+        public static IEnumerable<(string Feature, Validation.FindingSite Origin)> Unsupported(ModelGraph graph)
+        {
+            foreach (var (_, op) in graph.AllOps())
+            {
+                if (op is AttentionOp { Dropout: > 0 }) yield return ("dropout on attention probabilities", op.Origin);
+                if (op is RepeatOp { Carried: not 1 }) yield return ("stacks that carry several values", op.Origin);
+            }
+            foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
+                yield return ("stacks whose layers differ", op.Origin);
+        }
+
+        private const string Runtime = IlgpuOps.Runtime;
+
+        public static string Emit(ModelGraph graph)
+        {
+            var spec = graph.Spec;
+            var plan = new IlgpuPlan(graph);
+            return TypeEmitter.Write(spec.Type,
+                $"ILGPU backend: the op graph of {spec.Name} as a training schedule of ILGPU kernels (forward and hand-derived backward), parameters under Hugging Face {graph.Layout} names.",
+                Array.Empty<string>(), writer =>
+                {
+                    writer.Line($"/// <summary>Creates {spec.Name} on the ILGPU backend (CUDA, or the CPU accelerator for checking), initialised as {graph.Layout} is.</summary>");
+                    writer.Line("/// <param name=\"device\">The accelerator: <c>global::ModelDsl.Ilgpu.IlgpuDevice.Best()</c> picks CUDA when there is a GPU.</param>");
+                    writer.Line("/// <param name=\"seed\">Seeds the initialisation.</param>");
+                    writer.Line($"public static IlgpuModel CreateIlgpu({Runtime}IlgpuDevice device, ulong seed = 1337) => new(device, seed);");
+                    writer.Line();
+                    WriteModel(writer, plan);
+                });
+        }
+
+        private static void WriteModel(CodeWriter writer, IlgpuPlan plan)
+        {
+            var graph = plan.Graph;
+            var spec = graph.Spec;
+            writer.Line($"/// <summary>{spec.Name} on ILGPU: a causal language model with Hugging Face {graph.Layout} parameter names; every kernel has a hand-derived backward.</summary>");
+            using (writer.Block($"public sealed class IlgpuModel : {Runtime}IlgpuCausalLanguageModel"))
+            {
+                ModelConstants.Write(writer, graph);
+                writer.Line();
+                WriteParameters(writer, graph);
+                writer.Line();
+                WriteBuffers(writer, plan);
+                writer.Line();
+                using (writer.Block($"public IlgpuModel({Runtime}IlgpuDevice device, ulong seed = 1337) : base(device, {TypeEmitter.QualifiedName(spec.Type)}.Card, ParameterTable, seed)"))
+                    writer.Line("Initialize();");
+                writer.Line();
+                WriteEntryPoints(writer, plan);
+                foreach (var function in ReadingOrder(graph))
+                {
+                    var functionWriter = new IlgpuFunctionWriter(plan, function, writer);
+                    writer.Line();
+                    functionWriter.WriteForward();
+                    writer.Line();
+                    functionWriter.WriteBackward();
+                }
+                writer.Line();
+                ModelConstants.WriteCheckpointNames(writer, graph);
+            }
+        }
+
+        private static void WriteParameters(CodeWriter writer, ModelGraph graph)
+        {
+            writer.Line($"/// <summary>The parameters under Hugging Face {graph.Layout} names (\"{{layer}}\": one per layer), with {graph.Layout}'s initialisation.</summary>");
+            writer.Line($"private static readonly {Runtime}ParameterInfo[] ParameterTable =");
+            writer.Line("{");
+            foreach (var p in graph.Parameters)
+            {
+                string layers = p.Layers.Count == 0 ? "0" : p.Stack + "Layers";
+                string shape = "new long[] { " + string.Join(", ", p.Shape.Select(d => d.Expression)) + " }";
+                string name = Literal(p.Layers.Count == 0 ? p.PathAt(0) : p.Path);
+                string entry = p.Init.Kind switch
+                {
+                    InitKind.Normal => $"{Runtime}ParameterInfo.Normal({name}, {shape}, {layers}, {p.Init.StdExpression}),",
+                    InitKind.Ones => $"{Runtime}ParameterInfo.Ones({name}, {shape}, {layers}),",
+                    _ => $"{Runtime}ParameterInfo.Zeros({name}, {shape}, {layers}),",
+                };
+                writer.Line("    " + entry);
+            }
+            writer.Line("};");
+        }
+
+        private static void WriteBuffers(CodeWriter writer, IlgpuPlan plan)
+        {
+            writer.Line("// The buffer plan of the op graph: every tensor of a training step, allocated once for the largest Batch x Time");
+            writer.Line("// seen and reused. Saved activations have a copy per layer (the backward pass reads them); gradients one copy.");
+            foreach (var b in plan.All)
+                writer.Commented($"private readonly {Runtime}DeviceBuffer {b.Field} = new({Literal(b.Name)}, {IlgpuPlan.Elements(b.Shape)}, copies: {(b.Copies > 1 ? Layers(plan.Graph, b.Copies) : "1")}{(b.Type == ElementType.Bool ? ", bytesPerElement: 1" : "")});",
+                    Ir.Shape.Format(b.Shape) + (b.Copies > 1 ? " x" + Literal(b.Copies) : ""));
+            writer.Line();
+            writer.Line($"protected override global::System.Collections.Generic.IEnumerable<{Runtime}DeviceBuffer> Buffers => new[]");
+            writer.Line("{");
+            foreach (var chunk in plan.All.Select(b => b.Field).Select((f, i) => (f, i)).GroupBy(p => p.i / 8))
+                writer.Line("    " + string.Join(", ", chunk.Select(p => p.f)) + ",");
+            writer.Line("};");
+        }
+
+        private static string Layers(ModelGraph graph, int copies)
+            => graph.Stacks.FirstOrDefault(s => s.Layers == copies) is { } stack ? stack.Name + "Layers" : Literal(copies);
+
+        private static void WriteEntryPoints(CodeWriter writer, IlgpuPlan plan)
+        {
+            var graph = plan.Graph;
+            var forward = graph.Forward;
+            var loss = graph.Loss;
+            string logits = new IlgpuFunctionWriter(plan, forward, writer).ViewOf(forward.Outputs[0]);
+            string dLogits = plan.Gradient(forward.Outputs[0])!.Field + "[0]";
+            string lossView = new IlgpuFunctionWriter(plan, loss, writer).ViewOf(loss.Outputs[0]);
+
+            writer.Line($"protected override {IlgpuFunctionWriter.View} LogitsOutput => {logits};");
+            writer.Line();
+            writer.Line($"protected override {IlgpuFunctionWriter.View} LossOutput => {lossView};");
+            writer.Line();
+            writer.Line("/// <summary>The forward pass: token ids to logits.</summary>");
+            writer.Line($"protected override void Forward() => {IlgpuFunctionWriter.ForwardName(forward)}();");
+            writer.Line();
+            writer.Line("/// <summary>The task loss of the logits against the targets.</summary>");
+            writer.Line($"protected override void LossForward() => {IlgpuFunctionWriter.ForwardName(loss)}({logits});");
+            writer.Line();
+            writer.Line("/// <summary>The backward pass: the loss's gradient with respect to the logits, then back through the forward pass.</summary>");
+            using (writer.Block("protected override void Backward()"))
+            {
+                writer.Line($"Zero({dLogits});");
+                writer.Line($"{IlgpuFunctionWriter.BackwardName(loss)}({logits}, {dLogits});");
+                writer.Line($"{IlgpuFunctionWriter.BackwardName(forward)}({dLogits});");
+            }
+        }
+
+        /// <summary>Functions as a reader meets them: the entry, then each callee after its first caller, the loss last.</summary>
+        private static IEnumerable<Function> ReadingOrder(ModelGraph graph)
+        {
+            var seen = new HashSet<string>();
+            var order = new List<Function>();
+            void Visit(Function f)
+            {
+                if (!seen.Add(f.Name)) return;
+                order.Add(f);
+                foreach (var op in f.Ops)
+                {
+                    if (op is CallOp call) Visit(graph.Function(call.Function));
+                    if (op is RepeatOp repeat) foreach (var v in graph.Stack(repeat.Stack).Variants) Visit(graph.Function(v));
+                }
+            }
+            Visit(graph.Forward);
+            Visit(graph.Loss);
+            return order;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelDsl.Generators.Ir;
+using static ModelDsl.Generators.Helpers.CodeWriter;
+
+namespace ModelDsl.Generators.Emit.Ilgpu
+{
+    /// <summary>
+    /// Two writers per op kind, forward and backward: the ILGPU backend is this table. Each writes kernel launches
+    /// (ModelDsl.Ilgpu.Kernels) over the views the function writer resolves; backward launches accumulate (+=). What
+    /// the backend can generate is exactly the kinds with both writers; MDSL0100 reports the rest.
+    /// </summary>
+    internal static class IlgpuOps
+    {
+        public const string Runtime = "global::ModelDsl.Ilgpu.";
+
+        public static readonly IReadOnlyDictionary<OpKind, Action<IlgpuFunctionWriter, Op>> Forward = new Dictionary<OpKind, Action<IlgpuFunctionWriter, Op>>
+        {
+            [OpKind.Embedding] = (w, op) => w.Line($"Kernels.EmbeddingForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Rows(op.Output())}, {w.Width(op.Output())});", op),
+            [OpKind.LearnedPositions] = (w, op) =>
+            {
+                RequireTable(w, op);
+                w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
+                w.Line($"Kernels.PositionsForward({w.Out(op)}, {w.Weight(op, 0)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
+            },
+            [OpKind.Add] = (w, op) =>
+            {
+                RequireSameShape(w, op);
+                w.Line($"Kernels.Add({w.Out(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op);
+            },
+            [OpKind.Norm] = (w, op) =>
+            {
+                var norm = (NormOp)op;
+                string rows = w.Rows(op.Input(0)), width = w.Width(op.Input(0)), epsilon = Epsilon(w, norm);
+                w.Line(norm.Norm == Spec.NormKind.LayerNorm
+                    ? $"Kernels.LayerNormForward({w.Out(op)}, {w.Statistic(op, "mean")}, {w.Statistic(op, "rstd")}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {width}, {epsilon});"
+                    : $"Kernels.RmsNormForward({w.Out(op)}, {w.Statistic(op, "rstd")}, {w.In(op, 0)}, {w.Weight(op, 0)}, {rows}, {width}, {epsilon});", op);
+            },
+            [OpKind.Linear] = (w, op) =>
+            {
+                var (rows, inputs, outputs) = LinearSizes(w, op);
+                bool transposeW = ((LinearOp)op).Layout == WeightLayout.OutIn;
+                w.Line($"Kernels.Matmul({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {outputs}, {inputs}, transposeA: false, transposeB: {Literal(transposeW)}, accumulate: false);", op);
+            },
+            [OpKind.Activation] = (w, op) => w.Line($"Kernels.ActivationForward({Function(((ActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)});", op),
+            [OpKind.GatedActivation] = (w, op) => w.Line($"Kernels.GatedForward({Function(((GatedActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op),
+            [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => w.ValueOf(o).Name))}: column views of {w.ValueOf(op.Input(0)).Name}, read in place"),
+            [OpKind.Attention] = (w, op) => w.Line($"Kernels.AttentionForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op),
+            [OpKind.Dropout] = (w, op) =>
+            {
+                w.Plain($"if (Training) Kernels.DropoutForward({w.Out(op)}, {w.Statistic(op, "dropout_mask")}, {w.In(op, 0)}, {Rate(w, op)}, DropoutSeed(site: {DropoutSite(w, op)}, {w.LayerOrZero}));");
+                w.Line($"else Copy({w.Out(op)}, {w.In(op, 0)});", op);
+            },
+            [OpKind.CrossEntropy] = (w, op) => w.Line($"Kernels.CrossEntropyForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))});", op),
+            [OpKind.Call] = (w, op) => w.CallForward((CallOp)op),
+            [OpKind.Repeat] = (w, op) => w.RepeatForward((RepeatOp)op),
+        };
+
+        public static readonly IReadOnlyDictionary<OpKind, Action<IlgpuFunctionWriter, Op>> Backward = new Dictionary<OpKind, Action<IlgpuFunctionWriter, Op>>
+        {
+            [OpKind.Embedding] = (w, op) => w.ParameterGradientLine($"Kernels.EmbeddingBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, {w.In(op, 0)}, {w.Rows(op.Output())}, {w.Width(op.Output())}, {w.Parameter(op, 0).Shape[0].Expression});", op, 0),
+            [OpKind.LearnedPositions] = (w, op) =>
+            {
+                if (w.DIn(op, 0) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(0));
+                w.ParameterGradientLine($"Kernels.PositionsBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op, 0);
+            },
+            [OpKind.Add] = (w, op) =>
+            {
+                for (int i = 0; i < 2; i++)
+                    if (w.DIn(op, i) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(i));
+            },
+            [OpKind.Norm] = (w, op) =>
+            {
+                var norm = (NormOp)op;
+                string rows = w.Rows(op.Input(0)), width = w.Width(op.Input(0));
+                w.GradientLine(norm.Norm == Spec.NormKind.LayerNorm
+                    ? $"Kernels.LayerNormBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.WeightGradient(op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Statistic(op, "mean")}, {w.Statistic(op, "rstd")}, {rows}, {width});"
+                    : $"Kernels.RmsNormBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.DOut(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Statistic(op, "rstd")}, {rows}, {width});", op.Input(0));
+            },
+            [OpKind.Linear] = (w, op) =>
+            {
+                // y = x W: dx += dy W^T, dW += x^T dy (W stored [in, out]); y = x W^T: dx += dy W, dW += dy^T x (W stored [out, in]).
+                var (rows, inputs, outputs) = LinearSizes(w, op);
+                bool inOut = ((LinearOp)op).Layout == WeightLayout.InOut;
+                if (w.DIn(op, 0) is { } dInput)
+                    w.GradientLine($"Kernels.Matmul({dInput}, {w.DOut(op)}, {w.Weight(op, 0)}, default, {rows}, {inputs}, {outputs}, transposeA: false, transposeB: {Literal(inOut)}, accumulate: true);", op.Input(0));
+                w.ParameterGradientLine(inOut
+                    ? $"Kernels.Matmul({w.WeightGradient(op, 0)}, {w.In(op, 0)}, {w.DOut(op)}, default, {inputs}, {outputs}, {rows}, transposeA: true, transposeB: false, accumulate: true);"
+                    : $"Kernels.Matmul({w.WeightGradient(op, 0)}, {w.DOut(op)}, {w.In(op, 0)}, default, {outputs}, {inputs}, {rows}, transposeA: true, transposeB: false, accumulate: true);", op, 0);
+                if (op.HasParameter(1))
+                    w.ParameterGradientLine($"Kernels.BiasBackward({w.WeightGradient(op, 1)}, {w.DOut(op)}, {rows}, {outputs});", op, 1);
+            },
+            [OpKind.Activation] = (w, op) => w.GradientLine($"Kernels.ActivationBackward({Function(((ActivationOp)op).Function)}, {Gradient(w, op, 0)}, {w.DOut(op)}, {w.In(op, 0)});", op.Input(0)),
+            [OpKind.GatedActivation] = (w, op) => w.GradientLine($"Kernels.GatedBackward({Function(((GatedActivationOp)op).Function)}, {Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op.Input(0)),
+            [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => "d" + w.ValueOf(o).Name))}: column views of d{w.ValueOf(op.Input(0)).Name}"),
+            [OpKind.Attention] = (w, op) => w.GradientLine($"Kernels.AttentionBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {Gradient(w, op, 2)}, {BiasGradient(w, op)}, {w.DOut(op)}, {w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op.Input(0)),
+            [OpKind.Dropout] = (w, op) => w.GradientLine($"Kernels.DropoutBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Statistic(op, "dropout_mask")}, {Rate(w, op)});", op.Input(0)),
+            [OpKind.CrossEntropy] = (w, op) => w.GradientLine($"Kernels.CrossEntropyBackward({Gradient(w, op, 0)}, {w.In(op, 0)}, {w.Statistic(op, "lse")}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))}, LossScale);", op.Input(0)),
+            [OpKind.Call] = (w, op) => w.CallBackward((CallOp)op),
+            [OpKind.Repeat] = (w, op) => w.RepeatBackward((RepeatOp)op),
+        };
+
+        /// <summary>The op kinds this backend generates: those with a forward and a backward writer.</summary>
+        public static IReadOnlyCollection<OpKind> Supported => Forward.Keys.Where(Backward.ContainsKey).ToList();
+
+        /// <summary>The tasks whose runtime base class this backend has.</summary>
+        public static readonly IReadOnlyCollection<ModelTask> Tasks = new[] { ModelTask.CausalLanguageModel };
+
+        private static string Function(ActivationKind activation) => Runtime + "KernelActivation." + activation;
+
+        private static string Gradient(IlgpuFunctionWriter w, Op op, int input)
+            => w.DIn(op, input) ?? throw new NotSupportedException($"The ILGPU backend needs the gradient of {w.ValueOf(op.Inputs[input])}.");
+
+        private static string Rate(IlgpuFunctionWriter w, Op op)
+            => ((DropoutOp)op).Rate == w.Graph.Spec.DropoutRate ? "(float)DropoutRate" : Literal(((DropoutOp)op).Rate) + "f";
+
+        /// <summary>Which dropout op of the graph this is: with the layer, it keeps every site's mask distinct.</summary>
+        private static int DropoutSite(IlgpuFunctionWriter w, Op op)
+            => w.Graph.AllOps().Select(p => p.Op).Where(o => o is DropoutOp).ToList().IndexOf(op);
+
+        private static string Epsilon(IlgpuFunctionWriter w, NormOp norm)
+            => norm.Epsilon == w.Graph.Spec.Norm.Epsilon ? "(float)Epsilon" : Literal(norm.Epsilon) + "f";
+
+        private static (string Rows, string Inputs, string Outputs) LinearSizes(IlgpuFunctionWriter w, Op op)
+            => (w.Rows(op.Input(0)), w.Width(op.Input(0)), w.Width(op.Output()));
+
+        private static void RequireTable(IlgpuFunctionWriter w, Op op)
+        {
+            if (w.Parameter(op, 0).Shape.Count != 2)
+                throw new NotSupportedException("The ILGPU backend adds learned positions from a [Context, Hidden] table only.");
+        }
+
+        private static void RequireSameShape(IlgpuFunctionWriter w, Op op)
+        {
+            if (!w.ValueOf(op.Input(0)).Shape.Equals(w.ValueOf(op.Input(1)).Shape))
+                throw new NotSupportedException("The ILGPU backend adds tensors of one shape only (no broadcasting).");
+        }
+
+        private static string Mask(IlgpuFunctionWriter w, Op op)
+            => ((AttentionOp)op).PaddingMask ? w.In(op, 3) : "default";
+
+        private static string Bias(IlgpuFunctionWriter w, Op op)
+        {
+            var a = (AttentionOp)op;
+            return a.PositionBias ? w.In(op, a.PaddingMask ? 4 : 3) : "default";
+        }
+
+        private static string BiasGradient(IlgpuFunctionWriter w, Op op)
+        {
+            var a = (AttentionOp)op;
+            return a.PositionBias ? Gradient(w, op, a.PaddingMask ? 4 : 3) : "default";
+        }
+
+        /// <summary>The attention's sizes, masks and strides (q, k and v may be column views of one fused buffer).</summary>
+        private static string AttentionShape(IlgpuFunctionWriter w, Op op)
+        {
+            var a = (AttentionOp)op;
+            string scale = a.Scaled ? "1f / global::System.MathF.Sqrt(HeadDim)" : "1f";
+            string kvHeads = a.KvHeads == a.Heads ? "Heads" : "KvHeads";
+            return $"new {Runtime}AttentionShape(Batch, Heads, {kvHeads}, HeadDim, Time, KeyTime: Time, QueryOffset: 0, Causal: {Literal(a.Mask == AttentionMask.Causal)}, " +
+                   $"Window: {(a.Window is int window ? Literal(window) : "0")}, Scale: {scale}, " +
+                   $"QueryStride: {w.RowStride(op.Input(0))}, KeyStride: {w.RowStride(op.Input(1))}, ValueStride: {w.RowStride(op.Input(2))})";
+        }
+    }
+}
