@@ -46,20 +46,21 @@ namespace ModelDsl.Ilgpu.Tests
         private static int[] Padding(params string[] rows) => rows.SelectMany(r => r.Select(c => c == '1' ? 1 : 0)).ToArray();
 
         // Time 7: one group of 8 queries, partly empty; the "several tiles" cases cross every tile boundary (8 queries or
-        // keys a group, 32 keys or queries a staged tile).
+        // keys a group, 32 keys or queries a staged tile). Batch 2 where sequences differ (padding, the batch sum of
+        // dBias, the fused buffer's row stride), batch 1 elsewhere: the emulator runs every GPU thread as an OS thread.
         private static readonly Dictionary<string, Case> Cases = new()
         {
             ["causal"] = new(Shape(causal: true)),
-            ["bidirectional"] = new(Shape()),
-            ["one token"] = new(Shape(time: 1, keyTime: 1, causal: true)),
-            ["one token after a cache"] = new(Shape(time: 1, keyTime: 7, queryOffset: 6, causal: true)),
+            ["bidirectional"] = new(Shape(batch: 1)),
+            ["one token"] = new(Shape(batch: 1, time: 1, keyTime: 1, causal: true)),
+            ["one token after a cache"] = new(Shape(batch: 1, time: 1, keyTime: 7, queryOffset: 6, causal: true)),
             ["queries after a cache"] = new(Shape(time: 3, keyTime: 11, queryOffset: 8, causal: true)),
             // The first three queries of sequence 0 see only padding, and sequence 1 is all padding: uniform attention.
             ["left padding and a fully padded sequence, causal"] = new(Shape(causal: true), Padding("0001111", "0000000")),
             ["right padding, bidirectional"] = new(Shape(), Padding("1111100", "1111111")),
-            ["sliding window"] = new(Shape(causal: true, window: 3)),
-            ["window without causality"] = new(Shape(window: 3)),
-            ["grouped queries, 2 kv heads"] = new(Shape(heads: 4, kvHeads: 2, causal: true)),
+            ["sliding window"] = new(Shape(batch: 1, causal: true, window: 3)),
+            ["window without causality"] = new(Shape(batch: 1, window: 3)),
+            ["grouped queries, 2 kv heads"] = new(Shape(batch: 1, heads: 4, kvHeads: 2, causal: true)),
             ["grouped queries, 1 kv head, padding"] = new(Shape(heads: 4, kvHeads: 1), Padding("1111110", "1111000")),
             ["T5 encoder: no scaling, bias, padding"] = new(Shape(scale: 1f), Padding("1111100", "1111111"), Bias: true),
             ["T5 decoder: no scaling, bias, causal"] = new(Shape(scale: 1f, causal: true), Bias: true),

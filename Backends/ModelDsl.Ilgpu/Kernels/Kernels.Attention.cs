@@ -95,8 +95,18 @@ namespace ModelDsl.Ilgpu
     }
 
     // Flash attention (FlashAttention-2's schedule on SIMT cores): forward with an online softmax, backward recomputing
-    // the probabilities from the saved log-sum-exp; no Time x KeyTime matrix is ever stored. docs/ilgpu-kernels.md
-    // derives the backward and explains the parallelisation.
+    // the probabilities from the saved log-sum-exp; no Time x KeyTime matrix is ever stored.
+    //
+    // Backward, for one query i over its visible keys j: S_ij = Scale q_i.k_j + bias_ij, L_i = log sum_j exp S_ij,
+    // P_ij = exp(S_ij - L_i), O_i = sum_j P_ij v_j. Given dO_i:
+    //   dv_j = sum_i P_ij dO_i                              (O is linear in v)
+    //   dP_ij = dO_i . v_j
+    //   dS_ij = P_ij (dP_ij - sum_l P_il dP_il)             (softmax's Jacobian, diag(P) - P P^T)
+    //         = P_ij (dP_ij - D_i), D_i = dO_i . O_i        (sum_l P_il dO_i . v_l = dO_i . O_i)
+    //   dq_i = Scale sum_j dS_ij k_j,  dk_j = Scale sum_i dS_ij q_i,  dbias_ij = sum over the batch of dS_ij
+    // (grouped queries: dk and dv of a kv head sum over its query heads). Three sweeps, each writing its outputs alone,
+    // so no atomics: D and P are recomputed where needed (P from q, k and the saved L), dk and dv by key tiles, dq and
+    // dbias by query tiles. docs/ilgpu-kernels.md has the parallelisation and the measurements.
     public sealed partial class Kernels
     {
         /// <summary>The largest head dimension: a lane holds 4 columns of a row (128 = 4 x 32).</summary>
