@@ -142,7 +142,7 @@ namespace ModelDsl.Examples
             }
 
             /// <summary>How ViT checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>
-            protected override global::ModelDsl.TorchSharp.CheckpointNames CheckpointNames { get; } = new(
+            protected override global::ModelDsl.Checkpoints.CheckpointNames CheckpointNames { get; } = new(
                 layout: "ViT",
                 optionalPrefix: "vit.",
                 ignoredSuffixes: new string[] { "pooler.dense.weight", "pooler.dense.bias" },
