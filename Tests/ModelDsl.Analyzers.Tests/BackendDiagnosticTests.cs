@@ -64,17 +64,16 @@ namespace ModelDsl.Analyzers.Tests
         public Task The_TorchSharp_backend_generates_every_family_and_variant(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true);
 
-        [Fact]
-        public Task The_ILGPU_backend_generates_GPT_decoders() => VerifyAsync("""
-            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
-            [FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]
-            public partial record M;
-            """, torchSharp: true, ilgpu: true);
+        [Theory]
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]")]
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), Attention(KvHeads = 2, Window = 16, Bias = false), FeedForward(Activation = Activation.SwiGlu, Bias = false), RotaryPositions, PreNorm(Kind = NormKind.RmsNorm)]")]
+        public Task The_ILGPU_backend_generates_GPT_Llama_and_Mistral_decoders(string attributes) => VerifyAsync(
+            attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
 
         [Fact]
         public Task MDSL0100_names_ILGPU_and_the_attribute_it_cannot_generate_yet() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
-            [{|MDSL0100:RotaryPositions|}]
+            [{|MDSL0100:MixtureOfExperts(Experts = 4)|}]
             public partial record M;
 
             [{|MDSL0100:Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2)|}]

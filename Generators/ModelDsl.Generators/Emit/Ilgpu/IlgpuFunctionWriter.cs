@@ -209,8 +209,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         // ---------------------------------------------------------------- lines
 
-        /// <summary>A launch with the shape of the op's first output as a comment.</summary>
-        public void Line(string code, Op op) => Writer.Commented(code, Ir.Shape.Format(Graph.Value(op.Outputs[0]).Shape));
+        /// <summary>A launch with the shape of the op's output (its first by default) as a comment.</summary>
+        public void Line(string code, Op op, int output = 0) => Writer.Commented(code, Ir.Shape.Format(Graph.Value(op.Outputs[output]).Shape));
 
         /// <summary>A backward launch with the shape of the gradient it writes as a comment.</summary>
         public void GradientLine(string code, int value) => Writer.Commented(code, "d" + Graph.Value(value).Name + " " + Ir.Shape.Format(Graph.Value(value).Shape));

@@ -24,6 +24,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
                 w.Line($"Kernels.PositionsForward({w.Out(op)}, {w.Weight(op, 0)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
             },
+            [OpKind.Rotary] = (w, op) =>
+            {
+                for (int i = 0; i < 2; i++)
+                    w.Line($"Kernels.RotaryForward({w.Out(op, i)}, {w.In(op, i)}, {Rotary(w, op, i)});", op, i);
+            },
             [OpKind.Add] = (w, op) =>
             {
                 RequireSameShape(w, op);
@@ -64,6 +69,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             {
                 if (w.DIn(op, 0) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(0));
                 w.ParameterGradientLine($"Kernels.PositionsBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op, 0);
+            },
+            [OpKind.Rotary] = (w, op) =>
+            {
+                for (int i = 1; i >= 0; i--)
+                    if (w.DIn(op, i) is { } dInput) w.GradientLine($"Kernels.RotaryBackward({dInput}, {w.DOut(op, i)}, {Rotary(w, op, i)});", op.Input(i));
             },
             [OpKind.Add] = (w, op) =>
             {
@@ -135,6 +145,22 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             if (!w.ValueOf(op.Input(0)).Shape.Equals(w.ValueOf(op.Input(1)).Shape))
                 throw new NotSupportedException("The ILGPU backend adds tensors of one shape only (no broadcasting).");
+        }
+
+        /// <summary>
+        /// A rotary launch's sizes for input <paramref name="i"/> (queries or keys): rows, time, heads (the width's factor
+        /// before HeadDim, which the graph builder checked), the input's row stride (it may be a column view of a fused
+        /// projection), the base and position 0 (training runs whole sequences).
+        /// </summary>
+        private static string Rotary(IlgpuFunctionWriter w, Op op, int i)
+        {
+            var rotary = (RotaryOp)op;
+            var width = w.ValueOf(op.Input(i)).Shape[w.ValueOf(op.Input(i)).Shape.Count - 1];
+            string heads = width.Symbol.EndsWith("*HeadDim", StringComparison.Ordinal)
+                ? width.Symbol.Substring(0, width.Symbol.Length - "*HeadDim".Length)
+                : $"{width.Expression} / HeadDim";
+            string @base = rotary.Base == w.Graph.Spec.Positions.RotaryBase ? "RotaryBase" : Literal(rotary.Base);
+            return $"{w.Rows(op.Input(i))}, Time, {heads}, HeadDim, {w.RowStride(op.Input(i))}, {@base}, offset: 0";
         }
 
         private static string Mask(IlgpuFunctionWriter w, Op op)

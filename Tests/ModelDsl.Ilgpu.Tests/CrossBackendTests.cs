@@ -8,6 +8,26 @@ using static ModelDsl.Ilgpu.Tests.TestDevice;
 
 namespace ModelDsl.Ilgpu.Tests
 {
+    /// <summary>GPT-2's layout: learned positions, LayerNorm, GELU (tanh), fused qkv (column views), Conv1D weights, a tied head.</summary>
+    public sealed class CrossBackendGptTests : CrossBackendTests
+    {
+        protected override int Vocab => TinyIlgpuGpt.IlgpuModel.Vocab;
+
+        protected override CausalLanguageModel CreateReference() => TinyIlgpuGpt.CreateTorchSharp();
+
+        protected override IlgpuCausalLanguageModel CreateModel() => TinyIlgpuGpt.CreateIlgpu(Device);
+    }
+
+    /// <summary>Mistral's (Llama's with a sliding window): rotary positions, RMSNorm, SwiGLU, GQA, a window, no biases, an untied nn.Linear head.</summary>
+    public sealed class CrossBackendMistralTests : CrossBackendTests
+    {
+        protected override int Vocab => TinyIlgpuMistral.IlgpuModel.Vocab;
+
+        protected override CausalLanguageModel CreateReference() => TinyIlgpuMistral.CreateTorchSharp();
+
+        protected override IlgpuCausalLanguageModel CreateModel() => TinyIlgpuMistral.CreateIlgpu(Device);
+    }
+
     /// <summary>
     /// The same declaration on both backends, with the same weights (moved through a safetensors file): logits, loss,
     /// every parameter gradient, and 20 AdamW steps. The TorchSharp side is libtorch's autograd and optimizer, so this
@@ -15,32 +35,38 @@ namespace ModelDsl.Ilgpu.Tests
     /// Tolerances are float32's: both compute in float32 with different summation orders (cuBLAS-free SIMT matmul vs
     /// MKL/OpenBLAS, online softmax vs libtorch's), so agreement is to ~1e-5 relative to each tensor's scale.
     /// </summary>
-    public sealed class CrossBackendGptTests : IDisposable
+    public abstract class CrossBackendTests : IDisposable
     {
         private const int Batch = 2, Time = 7;
         private readonly string folder = Directory.CreateTempSubdirectory("modeldsl-ilgpu-").FullName;
 
+        protected abstract int Vocab { get; }
+
+        protected abstract CausalLanguageModel CreateReference();
+
+        protected abstract IlgpuCausalLanguageModel CreateModel();
+
         public void Dispose() => Directory.Delete(folder, recursive: true);
 
-        private static (int[] Ids, int[] Targets) Data(int seed)
+        private (int[] Ids, int[] Targets) Data(int seed)
         {
             var random = new Random(seed);
-            var ids = Enumerable.Range(0, Batch * Time).Select(_ => random.Next(TinyIlgpuGpt.IlgpuModel.Vocab)).ToArray();
-            var targets = Enumerable.Range(0, Batch * Time).Select(i => i % 5 == 4 ? -100 : random.Next(TinyIlgpuGpt.IlgpuModel.Vocab)).ToArray();
+            var ids = Enumerable.Range(0, Batch * Time).Select(_ => random.Next(Vocab)).ToArray();
+            var targets = Enumerable.Range(0, Batch * Time).Select(i => i % 5 == 4 ? -100 : random.Next(Vocab)).ToArray();
             return (ids, targets);
         }
 
-        private (TinyIlgpuGpt.TorchSharpModel Reference, TinyIlgpuGpt.IlgpuModel Model) Pair()
+        private (CausalLanguageModel Reference, IlgpuCausalLanguageModel Model) Pair()
         {
             torch.manual_seed(7);
-            var reference = TinyIlgpuGpt.CreateTorchSharp();
+            var reference = CreateReference();
             // Non-zero biases and gains, so their gradients and uses are checked too.
             using (torch.no_grad())
                 foreach (var (name, p) in reference.named_parameters())
                     if (p.dim() == 1) p.add_(torch.randn_like(p) * 0.1);
             string path = Path.Combine(folder, "weights.safetensors");
             reference.SaveSafetensors(path);
-            var model = TinyIlgpuGpt.CreateIlgpu(Device);
+            var model = CreateModel();
             model.LoadSafetensors(path);
             return (reference, model);
         }
