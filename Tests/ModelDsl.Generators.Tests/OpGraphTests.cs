@@ -125,6 +125,10 @@ namespace ModelDsl.Generators.Tests
             Assert.DoesNotContain("transformer.h.1.mlp.c_fc.weight", names);
             Assert.Contains("transformer.h.1.mlp.gate.weight", names);
             Assert.Contains("transformer.h.3.mlp.experts.3.c_proj.weight", names);
+            var gate = graph.Parameters.Single(p => p.Path == "transformer.h.{layer}.mlp.gate.weight");
+            Assert.Equal("[Experts=4, Hidden=32]", Shape.Format(gate.Shape)); // Mixtral's nn.Linear, not GPT-2's Conv1D
+            Assert.Equal(ModuleKind.Linear, gate.Module);
+            Assert.Equal(new[] { 1, 3 }, gate.Layers);
             Assert.Contains("transformer.h.2.ln_2.weight", names); // norms are in every layer
             Assert.Equal(new[] { 0, 1, 2, 3 }, graph.Parameters.Single(p => p.Path == "transformer.h.{layer}.ln_2.weight").Layers);
         }
