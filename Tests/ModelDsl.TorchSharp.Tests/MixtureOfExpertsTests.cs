@@ -437,6 +437,21 @@ namespace ModelDsl.TorchSharp.Tests
         }
 
         [Fact]
+        public void Expert_load_tensors_belong_to_the_callers_dispose_scope()
+        {
+            using var model = TinyMoeGpt.CreateTorchSharp();
+            IReadOnlyDictionary<int, Tensor> load;
+            using (var scope = torch.NewDisposeScope())
+            using (torch.no_grad())
+            {
+                load = model.Forward(Numerics.RandomIds(1, 8, 50, 141)).ExpertLoad;
+                Assert.All(load.Values, t => Assert.False(t.IsInvalid));
+            }
+            // As the logits: a training loop with one scope per step would otherwise keep a tensor per sparse layer and step.
+            Assert.All(load.Values, t => Assert.True(t.IsInvalid, "the scope disposed the expert load"));
+        }
+
+        [Fact]
         public void The_trainer_minimises_the_task_loss_plus_the_auxiliary_loss()
         {
             using var scope = torch.NewDisposeScope();

@@ -229,7 +229,7 @@ namespace ModelDsl.TorchSharp
             var (weights, experts) = probabilities.topk(topK, -1);
             if (renormalize) weights = weights / weights.sum(-1, keepdim: true);
             using (torch.no_grad())
-                state.AddExpertLoad(layer, torch.bincount(experts.flatten(), minlength: gate.shape[0]).DetachFromDisposeScope());
+                state.AddExpertLoad(layer, torch.bincount(experts.flatten(), minlength: gate.shape[0]));
             return (weights.to(x.dtype), experts, logits);
         }
 
