@@ -42,11 +42,15 @@ namespace ModelDsl.TorchSharp
         /// checkpoint is untied and loading it would silently drop one of its weights, so the load fails, naming both
         /// tensors, and the module is unchanged. (A file lacking the parameter itself already fails as "missing".)
         /// </para>
+        /// <para>
+        /// <paramref name="mayBeMissing"/> names parameters the file need not have; those it lacks keep their values (the
+        /// LoRA adapters of a model loaded from its base model's checkpoint). Every other parameter must be in the file.
+        /// </para>
         /// </summary>
         /// <exception cref="SafetensorsException">The file is invalid or does not match the model (including an untied copy).</exception>
         /// <exception cref="ArgumentException"><paramref name="tiedCopies"/> names a parameter the module does not have.</exception>
         public static void Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
-            IReadOnlyDictionary<string, string>? tiedCopies = null)
+            IReadOnlyDictionary<string, string>? tiedCopies = null, Func<string, bool>? mayBeMissing = null)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
@@ -146,7 +150,8 @@ namespace ModelDsl.TorchSharp
             if (unexpected.Count > 0)
                 problems.Add($"Model '{modelName}': {unexpected.Count} tensor(s) in {file} match no parameter of the model: {string.Join(", ", unexpected)}");
 
-            var missing = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group))
+            bool Missing(Target t) => t.IsCanonical && !assignedGroups.ContainsKey(t.Group) && !(mayBeMissing?.Invoke(t.Name) ?? false);
+            var missing = targets.Where(Missing)
                                  .Select(t => t.Aliases.Count > 1 ? $"'{t.Name}' (tied: {string.Join(", ", t.Aliases.Select(a => $"'{a}'"))})" : $"'{t.Name}'")
                                  .ToList();
             if (missing.Count == 1)
@@ -154,7 +159,7 @@ namespace ModelDsl.TorchSharp
             else if (missing.Count > 1)
                 problems.Insert(0, $"Model '{modelName}': {missing.Count} parameters are missing from {file}: {string.Join(", ", missing)}");
             if (missing.Count > 0)
-                firstTensor = targets.First(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).Name;
+                firstTensor = targets.First(Missing).Name;
 
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
@@ -256,14 +261,14 @@ namespace ModelDsl.TorchSharp
         /// Saves <paramref name="module"/>'s parameters and persistent buffers to <paramref name="path"/>, atomically.
         /// Tensors shared by several names (tied weights) are saved once, under the first name. An interrupted save can
         /// leave a hidden temporary file beside <paramref name="path"/>, which the next save to it removes (see
-        /// <see cref="SafetensorsFile.Write"/>).
+        /// <see cref="SafetensorsFile.Write"/>). With <paramref name="include"/>, only the tensors whose names it accepts are saved.
         /// </summary>
-        public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
+        public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null, Func<string, bool>? include = null)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
             TorchSharpRuntime.EnsureLoaded();
-            var tensors = Targets(module).Where(t => t.IsCanonical)
+            var tensors = Targets(module).Where(t => t.IsCanonical && (include?.Invoke(t.Name) ?? true))
                                          .Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor))
                                          .ToList();
             Safetensors.Save(path, tensors, metadata);
