@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using ModelDsl.Training;
 using ModelDsl.TorchSharp.Training;
@@ -449,6 +450,32 @@ namespace ModelDsl.TorchSharp.Tests
             }
             // As the logits: a training loop with one scope per step would otherwise keep a tensor per sparse layer and step.
             Assert.All(load.Values, t => Assert.True(t.IsInvalid, "the scope disposed the expert load"));
+        }
+
+        [Fact]
+        public void Expert_load_shares_sum_to_one_per_layer_and_plot_as_PNGs()
+        {
+            var start = ExpertLoad.FromCounts(0, new Dictionary<int, long[]> { [0] = new long[] { 30, 10, 20, 40 }, [2] = new long[] { 25, 25, 25, 25 } });
+            var end = ExpertLoad.FromCounts(100, new Dictionary<int, long[]> { [0] = new long[] { 26, 24, 25, 25 }, [2] = new long[] { 0, 50, 25, 25 } });
+            Assert.Equal(new[] { 0.3, 0.1, 0.2, 0.4 }, start.Shares[0]);
+            Assert.Equal(new[] { 0.0, 0.5, 0.25, 0.25 }, end.Shares[2]);
+            Assert.Contains("Layer 1 routed no token", Assert.Throws<ArgumentException>(() => ExpertLoad.FromCounts(0, new Dictionary<int, long[]> { [1] = new long[4] })).Message);
+
+            string directory = Path.Combine(Path.GetTempPath(), $"load-{Guid.NewGuid():N}");
+            try
+            {
+                ExpertLoadPlot.SaveShares(Path.Combine(directory, "shares.png"), end, "test");
+                ExpertLoadPlot.SaveOverTraining(Path.Combine(directory, "training.png"), new[] { start, end }, "test");
+                foreach (var file in Directory.GetFiles(directory))
+                    Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(file).Take(4));
+                Assert.Equal(2, Directory.GetFiles(directory).Length); // no temporary file left behind
+                var threeExperts = ExpertLoad.FromCounts(50, new Dictionary<int, long[]> { [0] = new long[] { 1, 1, 1 }, [2] = new long[] { 1, 1, 1 } });
+                Assert.Throws<ArgumentException>(() => ExpertLoadPlot.SaveOverTraining(Path.Combine(directory, "bad.png"), new[] { start, threeExperts }, "test"));
+            }
+            finally
+            {
+                Directory.Delete(directory, recursive: true);
+            }
         }
 
         [Fact]
