@@ -19,6 +19,7 @@ internal static class ExampleProgram
         ("train", KjvGptJob.Usage, options => { KjvGptJob.Train(options); return 0; }),
         ("sample", "", options => { KjvGptJob.Sample(options); return 0; }),
         ("moe", MoeJob.Usage, options => { MoeJob.Run(options); return 0; }),
+        ("lora", LoraJob.Usage, options => { LoraJob.Run(options); return 0; }),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 
