@@ -266,8 +266,16 @@ namespace ModelDsl.TorchSharp.Tests
             var incomplete = tensors.Where(kv => kv.Key != "base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight").ToList();
             Safetensors.Save(weights, incomplete);
             Assert.Contains("'transformer.h.1.mlp.c_fc.lora_B.weight' is missing", Assert.Throws<SafetensorsException>(() => model.Lora.LoadAdapters(adapter)).Message);
-            Safetensors.Save(weights, tensors.Append(new KeyValuePair<string, Tensor>("base_model.model.transformer.wte.weight", torch.zeros(50, 32))));
-            Assert.Contains("'base_model.model.transformer.wte.weight'", Assert.Throws<SafetensorsException>(() => model.Lora.LoadAdapters(adapter)).Message);
+            // Base tensors, under PEFT's prefix or under their own names, are not adapters and load nowhere.
+            var wte = model.transformer.wte.weight!.detach().clone();
+            foreach (var foreign in new[] { "base_model.model.transformer.wte.weight", "transformer.wte.weight" })
+            {
+                Safetensors.Save(weights, tensors.Append(new KeyValuePair<string, Tensor>(foreign, torch.zeros(50, 32))));
+                var e = Assert.Throws<SafetensorsException>(() => model.Lora.LoadAdapters(adapter));
+                Assert.Contains($"1 tensor(s) in adapter_model.safetensors are not its LoRA adapters under PEFT's names", e.Message);
+                Assert.Contains($"'{foreign}'", e.Message);
+            }
+            Assert.True(Numerics.Identical(model.transformer.wte.weight!, wte), "no base weight changed");
             Assert.Throws<FileNotFoundException>(() => model.Lora.LoadAdapters(Path.Combine(directory, "nowhere")));
         }
 

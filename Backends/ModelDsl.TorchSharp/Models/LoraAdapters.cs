@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Text.Json;
+using ModelDsl.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -186,7 +187,7 @@ namespace ModelDsl.TorchSharp
         /// </summary>
         /// <exception cref="FileNotFoundException">A file of the directory is missing.</exception>
         /// <exception cref="ArgumentException">The configuration does not describe this model's adapters.</exception>
-        /// <exception cref="ModelDsl.Checkpoints.SafetensorsException">The weights file is invalid or does not match the adapters.</exception>
+        /// <exception cref="SafetensorsException">The weights file is invalid or does not match the adapters.</exception>
         public void LoadAdapters(string directory)
         {
             ArgumentNullException.ThrowIfNull(directory);
@@ -195,10 +196,19 @@ namespace ModelDsl.TorchSharp
             if (!File.Exists(config)) throw new FileNotFoundException($"Model '{model.Card.Name}': no {ConfigFile} in '{directory}'.", config);
             if (!File.Exists(weights)) throw new FileNotFoundException($"Model '{model.Card.Name}': no {WeightsFile} in '{directory}'.", weights);
             CheckConfig(config);
-            ModuleWeights.Load(model, weights, model.Card.Name,
-                name => name.StartsWith(PeftPrefix, StringComparison.Ordinal) && IsAdapterTensor(name.Substring(PeftPrefix.Length)) ? name.Substring(PeftPrefix.Length) : name,
-                mayBeMissing: name => !IsAdapterTensor(name));
+            // Only adapters may load: a tensor under a base weight's own name must not overwrite it.
+            var foreign = SafetensorsFile.ReadHeader(weights).Tensors.Keys.Where(name => AdapterOf(name) is null).ToList();
+            if (foreign.Count > 0)
+                throw new SafetensorsException(weights, foreign[0],
+                    $"Model '{model.Card.Name}': {foreign.Count} tensor(s) in {WeightsFile} are not its LoRA adapters under PEFT's names " +
+                    $"({PeftPrefix}<module>.lora_A.weight / .lora_B.weight): {string.Join(", ", foreign.Select(f => $"'{f}'"))}");
+            ModuleWeights.Load(model, weights, model.Card.Name, AdapterOf, mayBeMissing: name => !IsAdapterTensor(name));
         }
+
+        /// <summary>The adapter tensor a PEFT file name stands for ("base_model.model.X.lora_A.weight" → "X.lora_A.weight"), or null.</summary>
+        private string? AdapterOf(string fileName)
+            => fileName.StartsWith(PeftPrefix, StringComparison.Ordinal) && IsAdapterTensor(fileName.Substring(PeftPrefix.Length))
+                ? fileName.Substring(PeftPrefix.Length) : null;
 
         /// <summary>
         /// Folds every adapter into its base weight (W += alpha / r x B A, transposed for a Conv1D's [in, out] weight)
