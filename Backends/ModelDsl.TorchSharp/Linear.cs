@@ -15,8 +15,16 @@ namespace ModelDsl.TorchSharp
         public readonly Linear? lora_A;
         public readonly Linear? lora_B;
 
-        public Linear(long inFeatures, long outFeatures, bool bias = true, int loraRank = 0) : base(nameof(Linear))
+        /// <param name="inFeatures">Input width.</param>
+        /// <param name="outFeatures">Output width.</param>
+        /// <param name="bias">Whether there is a bias.</param>
+        /// <param name="loraRank">The adapters' rank r; 0: no adapters.</param>
+        /// <param name="loraAlpha">PEFT's lora_alpha: the update B A is scaled by alpha / r. Required with adapters.</param>
+        public Linear(long inFeatures, long outFeatures, bool bias = true, int loraRank = 0, double loraAlpha = 0) : base(nameof(Linear))
         {
+            if (loraRank < 0) throw new System.ArgumentOutOfRangeException(nameof(loraRank), loraRank, "The LoRA rank must be 0 (no adapters) or positive.");
+            if (loraRank > 0 && !(loraAlpha > 0 && double.IsFinite(loraAlpha)))
+                throw new System.ArgumentOutOfRangeException(nameof(loraAlpha), loraAlpha, "LoRA adapters need a positive, finite alpha.");
             weight = new global::TorchSharp.Modules.Parameter(torch.empty(outFeatures, inFeatures));
             if (bias) this.bias = new global::TorchSharp.Modules.Parameter(torch.zeros(outFeatures));
             using (torch.no_grad()) nn.init.normal_(weight, 0.0, 0.02);
@@ -24,9 +32,16 @@ namespace ModelDsl.TorchSharp
             {
                 lora_A = new Linear(inFeatures, loraRank, bias: false);
                 lora_B = new Linear(loraRank, outFeatures, bias: false);
+                LoraAlpha = loraAlpha;
             }
             RegisterComponents();
         }
+
+        /// <summary>PEFT's lora_alpha (0 without adapters).</summary>
+        public double LoraAlpha { get; }
+
+        /// <summary>The factor of the adapters' update, alpha / r (0 without adapters).</summary>
+        public double LoraScale => lora_A is null ? 0 : LoraAlpha / lora_A.weight.shape[0];
 
         public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
     }

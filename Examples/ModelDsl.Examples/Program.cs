@@ -20,6 +20,8 @@ internal static class ExampleProgram
         ("sample", "", options => { KjvGptJob.Sample(options); return 0; }),
         ("vit", VitJob.Usage, options => { VitJob.Train(options); return 0; }),
         ("ptx", PtxJob.Usage, PtxJob.Run),
+        ("moe", MoeJob.Usage, options => { MoeJob.Run(options); return 0; }),
+        ("lora", LoraJob.Usage, options => { LoraJob.Run(options); return 0; }),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 

@@ -22,6 +22,12 @@ namespace ModelDsl.Generators.Tests
         // Hugging Face's counts: model.num_parameters() of the named checkpoints' classes.
         [Theory]
         [InlineData("gpt2 (GPT2LMHeadModel, lm_head tied to wte)", Gpt2Small, 124_439_808L)]
+        [InlineData("gpt2 with PEFT's LoraConfig(r=8, target_modules=[\"c_attn\"]): print_trainable_parameters() says 294,912 trainable of 124,734,720", """
+            [Decoder(Vocab = 50257, Context = 1024, Hidden = 768, Heads = 12, Layers = 12)]
+            [FeedForward(Inner = 3072, Activation = Activation.GeluTanh)]
+            [LearnedPositions, PreNorm, TiedEmbeddings, Lora(Rank = 8, Targets = LoraTargets.Query | LoraTargets.Value)]
+            public partial record M;
+            """, 124_734_720L)]
         [InlineData("bert-base-uncased (BertForMaskedLM: no pooler, MLM transform, tied decoder, its bias)", """
             [Encoder(Vocab = 30522, Context = 512, Hidden = 768, Heads = 12, Layers = 12)]
             [FeedForward(Inner = 3072), SegmentEmbeddings(Types = 2), PostNorm(Epsilon = 1e-12), TiedEmbeddings]
@@ -125,6 +131,10 @@ namespace ModelDsl.Generators.Tests
             Assert.DoesNotContain("transformer.h.1.mlp.c_fc.weight", names);
             Assert.Contains("transformer.h.1.mlp.gate.weight", names);
             Assert.Contains("transformer.h.3.mlp.experts.3.c_proj.weight", names);
+            var gate = graph.Parameters.Single(p => p.Path == "transformer.h.{layer}.mlp.gate.weight");
+            Assert.Equal("[Experts=4, Hidden=32]", Shape.Format(gate.Shape)); // Mixtral's nn.Linear, not GPT-2's Conv1D
+            Assert.Equal(ModuleKind.Linear, gate.Module);
+            Assert.Equal(new[] { 1, 3 }, gate.Layers);
             Assert.Contains("transformer.h.2.ln_2.weight", names); // norms are in every layer
             Assert.Equal(new[] { 0, 1, 2, 3 }, graph.Parameters.Single(p => p.Path == "transformer.h.{layer}.ln_2.weight").Layers);
         }

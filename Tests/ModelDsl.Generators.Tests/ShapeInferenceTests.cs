@@ -166,6 +166,23 @@ namespace ModelDsl.Generators.Tests
         }
 
         [Fact]
+        public void Routers_take_a_gate_stored_experts_by_hidden()
+        {
+            var moe = new GraphBuilder(Support.Spec("[Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 1), MixtureOfExperts(Experts = 4)] public partial record M;"));
+            moe.DefineStack("Decoder", 1, new[] { "Test" }, _ => 0);
+            var g = moe.Begin("Test", "router", "Decoder", "Test");
+            int x = g.Input("x", Shape.Of(Dims.Batch, Dims.Time, moe.Dims.Hidden));
+            var gate = g.LinearParameters(Role.Router, "", moe.Dims.Hidden, moe.Dims.Experts, bias: false, InitRule.Normal(0.02, "0.02"), orientation: WeightLayout.OutIn);
+            var (weights, experts, logits) = g.Router(x, gate.Weight, 2, renormalize: true);
+            Assert.Equal("[Tokens, TopK=2]", Shape.Format(moe.Value(weights).Shape));
+            Assert.Equal("[Tokens, Experts=4]", Shape.Format(moe.Value(logits).Shape));
+            // A Conv1D-style [Hidden, Experts] gate would multiply the wrong axis at run time.
+            var transposed = g.LinearParameters(Role.FeedForwardUp, "", moe.Dims.Hidden, moe.Dims.Experts, bias: false, InitRule.Normal(0.02, "0.02"), orientation: WeightLayout.InOut);
+            var e = Assert.Throws<GraphShapeException>(() => g.Router(x, transposed.Weight, 2, renormalize: true));
+            Assert.Contains("M: Router in Test: the gate [Hidden=32, Experts=4] must be [Experts=4, Hidden=32]", e.Message);
+        }
+
+        [Fact]
         public void Calls_check_their_arguments_against_the_callees_inputs()
         {
             var callee = graph.Begin("Callee", "identity");

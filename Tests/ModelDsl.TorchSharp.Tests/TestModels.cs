@@ -206,12 +206,20 @@ namespace ModelDsl.TorchSharp.Tests
     [MixtureOfExperts(Experts = 4, TopK = 2, ZLossWeight = 0.001)]
     public partial record TinyMoeGpt;
 
-    /// <summary>Switch routing: top-1 in every second layer.</summary>
-    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    /// <summary>Switch routing: top-1 in every second layer (layers 1 and 3; 0 and 2 are dense).</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 4)]
     [FeedForward(Inner = 64, Activation = Activation.Relu)]
     [LearnedPositions, PreNorm, TiedEmbeddings]
     [MixtureOfExperts(Experts = 4, TopK = 1, Every = 2)]
     public partial record TinySwitchGpt;
+
+    /// <summary>Mixtral's layout at toy size: gated SiLU experts (w1, w3, w2) under block_sparse_moe, top-2 of 4.</summary>
+    [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Bias = false)]
+    [FeedForward(Inner = 48, Activation = Activation.SwiGlu, Bias = false)]
+    [RotaryPositions(Base = 500), PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    [MixtureOfExperts(Experts = 4, TopK = 2)]
+    public partial record TinyMixtral;
 
     /// <summary>LoRA on the fused attention projection and the feed-forward of a GPT-2-shaped model.</summary>
     [Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 2)]

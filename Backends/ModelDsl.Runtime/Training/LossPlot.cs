@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using ScottPlot;
 
@@ -86,19 +85,7 @@ namespace ModelDsl.Training
                     plot.Axes.SetLimitsY(Math.Max(0, low - 0.05 * (high - low)), high + 0.05 * (high - low));
             }
 
-            string full = Path.GetFullPath(path);
-            string? directory = Path.GetDirectoryName(full);
-            if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
-            string temp = Path.Combine(directory ?? ".", $".{Path.GetFileNameWithoutExtension(full)}.{Guid.NewGuid():N}.png");
-            try
-            {
-                plot.SavePng(temp, width, height);
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(temp)) File.Delete(temp);
-            }
+            PngFile.Save(plot, path, width, height);
         }
     }
 }

@@ -18,8 +18,8 @@ namespace ModelDsl.TorchSharp
         /// <param name="experts">E.</param>
         public static Tensor LoadBalancingLoss(Tensor logits, Tensor selected, int experts)
         {
-            var probabilities = logits.to(ScalarType.Float32).softmax(-1);
-            var mask = nn.functional.one_hot(selected, experts).to(ScalarType.Float32); // [N, K, E]
+            var probabilities = Probabilities(logits);
+            var mask = nn.functional.one_hot(selected, experts).to(probabilities.dtype); // [N, K, E]
             var tokensPerExpert = mask.mean(new long[] { 0 });                           // [K, E]
             var probabilityPerExpert = probabilities.mean(new long[] { 0 });             // [E]
             return (tokensPerExpert * probabilityPerExpert.unsqueeze(0)).sum() * experts;
@@ -27,6 +27,15 @@ namespace ModelDsl.TorchSharp
 
         /// <summary>The router z-loss of ST-MoE (Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)^2.</summary>
         public static Tensor ZLoss(Tensor logits)
-            => logits.to(ScalarType.Float32).logsumexp(-1).square().mean();
+            => AtLeastFloat32(logits).logsumexp(-1).square().mean();
+
+        /// <summary>
+        /// softmax(logits) over the experts in float32 or wider: half-precision logits are widened, as Hugging Face's
+        /// softmax(..., dtype=torch.float) does, and float64 stays float64 (narrowing it would cost a float64 model
+        /// seven digits of its routing weights).
+        /// </summary>
+        public static Tensor Probabilities(Tensor logits) => AtLeastFloat32(logits).softmax(-1);
+
+        private static Tensor AtLeastFloat32(Tensor x) => x.dtype == ScalarType.Float64 ? x : x.to(ScalarType.Float32);
     }
 }

@@ -216,7 +216,8 @@ namespace ModelDsl.TorchSharp
         // ------------------------------------------------------------------ mixture of experts
 
         /// <summary>
-        /// A top-k router over tokens: logits = x W_gate^T [N, E] (N = B x T), p = softmax(logits), the k most probable
+        /// A top-k router over tokens: logits = x W_gate^T [N, E] (N = B x T), p = softmax(logits) (in float32 or wider,
+        /// see <see cref="Routing.Probabilities"/>), the k most probable
         /// experts and their probabilities, renormalised to sum to one when <paramref name="renormalize"/> (Mixtral;
         /// Switch's top-1 keeps the raw probability, which is what lets the router learn). Records the tokens per
         /// expert of <paramref name="layer"/> in the state.
@@ -224,11 +225,11 @@ namespace ModelDsl.TorchSharp
         public static (Tensor Weights, Tensor Experts, Tensor Logits) Route(Tensor x, Tensor gate, int topK, bool renormalize, ForwardState state, int layer)
         {
             var logits = F.linear(x.reshape(-1, x.shape[^1]), gate);                                              // [N, E]
-            var probabilities = logits.to(ScalarType.Float32).softmax(-1);
+            var probabilities = Routing.Probabilities(logits);
             var (weights, experts) = probabilities.topk(topK, -1);
             if (renormalize) weights = weights / weights.sum(-1, keepdim: true);
             using (torch.no_grad())
-                state.AddExpertLoad(layer, torch.bincount(experts.flatten(), minlength: gate.shape[0]).DetachFromDisposeScope());
+                state.AddExpertLoad(layer, torch.bincount(experts.flatten(), minlength: gate.shape[0]));
             return (weights.to(x.dtype), experts, logits);
         }
 

@@ -64,7 +64,7 @@ namespace ModelDsl.TorchSharp
         /// Loads a base-model checkpoint (Hugging Face's ViTModel, BertModel, GPT2Model: the tensors under the layout's
         /// prefix, stored with or without it) into everything but the task head, which keeps its current weights: the
         /// start of fine-tuning a pretrained encoder on a new task, as transformers' from_pretrained does with a new head.
-        /// Every base parameter must be in the file, all or nothing as in <see cref="LoadSafetensors"/>; head tensors the
+        /// Every base parameter must be in the file, all or nothing as in <see cref="LoadSafetensors(string)"/>; head tensors the
         /// file carries (a checkpoint of another task, ImageNet's 1000 classes) are not read. Returns the names of the
         /// parameters that kept their weights, for the caller to report, as transformers warns about newly initialised weights.
         /// </summary>

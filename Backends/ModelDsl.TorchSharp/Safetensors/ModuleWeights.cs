@@ -264,14 +264,14 @@ namespace ModelDsl.TorchSharp
         /// Saves <paramref name="module"/>'s parameters and persistent buffers to <paramref name="path"/>, atomically.
         /// Tensors shared by several names (tied weights) are saved once, under the first name. An interrupted save can
         /// leave a hidden temporary file beside <paramref name="path"/>, which the next save to it removes (see
-        /// <see cref="SafetensorsFile.Write"/>).
+        /// <see cref="SafetensorsFile.Write"/>). With <paramref name="include"/>, only the tensors whose names it accepts are saved.
         /// </summary>
-        public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
+        public static void Save(nn.Module module, string path, IReadOnlyDictionary<string, string>? metadata = null, Func<string, bool>? include = null)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
             TorchSharpRuntime.EnsureLoaded();
-            var tensors = Targets(module).Where(t => t.IsCanonical)
+            var tensors = Targets(module).Where(t => t.IsCanonical && (include?.Invoke(t.Name) ?? true))
                                          .Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Tensor))
                                          .ToList();
             Safetensors.Save(path, tensors, metadata);

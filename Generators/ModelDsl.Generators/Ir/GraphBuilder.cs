@@ -379,6 +379,9 @@ namespace ModelDsl.Generators.Ir
         public (int Weights, int Experts, int Logits) Router(int x, int gate, int topK, bool renormalize)
         {
             RequireLast("Router", x, D.Hidden, "Hidden");
+            var g = graph.Parameter(gate).Shape;
+            if (g.Count != 2 || g[0] != D.Experts || g[1] != D.Hidden)
+                throw Mismatch("Router", $"the gate {Shape.Format(g)} must be [{D.Experts}, {D.Hidden}] (nn.Linear's [out, in])");
             Emit(new RouterOp(topK, renormalize) { Inputs = Ids(x), Parameters = Ids(gate) },
                 ("routing_weights", Shape.Of(Dims.Tokens, D.TopK), ElementType.Float),
                 ("selected_experts", Shape.Of(Dims.Tokens, D.TopK), ElementType.Int64),

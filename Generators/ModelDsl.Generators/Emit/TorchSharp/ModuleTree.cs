@@ -85,10 +85,11 @@ namespace ModelDsl.Generators.Emit.TorchSharp
                 : node.IsIndex || node.Kind == ModuleKind.Container || node.Children.Count > 0 && !adapted ? ModuleCategory.Container
                 : adapted ? ModuleCategory.AdaptedLeaf
                 : ModuleCategory.Leaf;
-            // Optional: present in fewer layers than its parent (which, below a list element, is in all of them).
+            // Optional: present in fewer layers than its parent (which, below a list element, is in all of them). An
+            // expert's modules are in every layer its expert list is in: they compare with the list, above "{expert}".
             if (layers is int count && !node.IsIndex && !node.Everywhere && node.Presence.Count < count)
             {
-                var parent = node.Parent!;
+                var parent = node.Parent!.Segment == CheckpointLayout.ExpertIndex ? node.Parent.Parent! : node.Parent!;
                 bool parentNarrower = !parent.IsIndex && !parent.Everywhere && parent.Presence.SetEquals(node.Presence);
                 node.IsOptional = !parentNarrower;
             }

@@ -278,7 +278,7 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             var weight = node.Parameters.First(p => p.Name == "weight");
             bool bias = node.Parameters.Any(p => p.Name == "bias");
             string Dim(int axis) => Expression(weight.Shape[axis]);
-            string adapters = node.Category == ModuleCategory.AdaptedLeaf ? ", loraRank: Rank" : "";
+            string adapters = node.Category == ModuleCategory.AdaptedLeaf ? ", loraRank: Rank, loraAlpha: LoraAlpha" : "";
             return node.Kind switch
             {
                 ModuleKind.Linear => $"new {Runtime}Linear({Dim(1)}, {Dim(0)}, bias: {Literal(bias)}{adapters})",

@@ -470,10 +470,12 @@ namespace ModelDsl.Generators.Ir.Families
             var moe = spec.Experts!;
             var ffn = spec.FeedForward;
             var f = g.Begin(name, $"Sparse mixture of experts: each token goes to its top {moe.TopK.ToString(CultureInfo.InvariantCulture)} of {d.Experts.Size.ToString(CultureInfo.InvariantCulture)} "
-                + (ffn.IsGated ? "gated " : "") + "feed-forward experts, weighted by the router's renormalised probabilities; the load-balancing loss goes to the task loss.", stack, variant);
+                + (ffn.IsGated ? "gated " : "") + "feed-forward experts, weighted by the router's " + (moe.TopK > 1 ? "renormalised probabilities" : "probability")
+                + "; the load-balancing loss goes to the task loss.", stack, variant);
             f.Origin = On(G.MixtureOfExperts);
             int h = f.Input("h", Shape.Of(Dims.Batch, stacks[stack].Time, d.Hidden));
-            int gate = f.LinearParameters(Role.Router, stack, d.Hidden, d.Experts, bias: false, init.Normal(Role.Router)).Weight;
+            // The router is Mixtral's and Switch's nn.Linear [Experts, Hidden] in every layout, GPT-2's included.
+            int gate = f.LinearParameters(Role.Router, stack, d.Hidden, d.Experts, bias: false, init.Normal(Role.Router), orientation: WeightLayout.OutIn).Weight;
             var (weights, selected, logits) = f.Router(h, gate, moe.TopK, renormalize: moe.TopK > 1);
             var expertParameters = new List<int>
             {
