@@ -160,7 +160,8 @@ namespace ModelDsl.TorchSharp.Tests
             log.WriteLine($"{checkedCount} configurations agree at every relative position");
         }
 
-        private static Tensor HuggingFaceBuckets(Tensor relativePosition, bool bidirectional, int numBuckets, int maxDistance)
+        /// <summary>Hugging Face's _relative_position_bucket, line by line (the reference other T5 tests use too).</summary>
+        internal static Tensor HuggingFaceBuckets(Tensor relativePosition, bool bidirectional, int numBuckets, int maxDistance)
         {
             var relativeBuckets = torch.zeros_like(relativePosition);
             if (bidirectional)
