@@ -42,7 +42,7 @@ namespace ModelDsl.Examples.Jobs
             var text = Corpus.KingJamesBible();
             var task = new ReversedWords(text, vocabularySize: ReverseWordsT5.Card.Vocab - WordTokenizer.FirstWord);
             var tokenizer = new WordTokenizer(task.Vocabulary);
-            (int[], int[])[] Encoded(IEnumerable<TextPair> pairs) => pairs.Select(p => (tokenizer.Encode(p.Source), tokenizer.Encode(p.Target))).ToArray();
+            (int[], int[])[] Encoded(IEnumerable<TextPair> pairs) => pairs.Select(p => (tokenizer.Encode(p.Source, end: true), tokenizer.Encode(p.Target))).ToArray();
             var data = new SequenceToSequenceData(Encoded(task.Train), Encoded(task.Validation),
                 WordTokenizer.Pad, WordTokenizer.Pad, WordTokenizer.End);
             var test = Sample(task.Test, testCount, seed);
@@ -84,7 +84,7 @@ namespace ModelDsl.Examples.Jobs
             var plot = Path.Combine(outDir, "reverse-words-t5-loss.png");
             LossPlot.Save(plot, report);
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Validation loss {0:F3} -> {1:F3} nats/word after {2} steps ({3:N0} fragments/s). Saved {4}, its tokenizer and {5}.",
+                "Validation loss {0:F3} -> {1:F3} nats/token after {2} steps ({3:N0} fragments/s). Saved {4}, its tokenizer and {5}.",
                 report.InitialValidationLoss, report.FinalValidationLoss, trainingOptions.Steps, report.ItemsPerSecond, checkpoint, plot));
 
             var greedy = Evaluate(model, tokenizer, data, test, new DecodingOptions(ReverseWordsT5.Card.Context), "greedy");
@@ -119,7 +119,7 @@ namespace ModelDsl.Examples.Jobs
             for (int start = 0; start < pairs.Length; start += batch)
             {
                 using var scope = global::TorchSharp.torch.NewDisposeScope();
-                var (source, mask) = data.PaddedSources(pairs.Skip(start).Take(batch).Select(p => tokenizer.Encode(p.Source)).ToArray(), model.Device);
+                var (source, mask) = data.PaddedSources(pairs.Skip(start).Take(batch).Select(p => tokenizer.Encode(p.Source, end: true)).ToArray(), model.Device);
                 outputs.AddRange(model.Generate(source, mask, decoding).Select(d => tokenizer.Decode(d.Tokens)));
             }
             double accuracy = pairs.Zip(outputs).Count(p => p.First.Target == p.Second) / (double)pairs.Length;

@@ -45,16 +45,20 @@ namespace ModelDsl.Examples.Tasks
         /// <summary>Ids in use: the two special ids and the words.</summary>
         public int VocabSize => words.Length + FirstWord;
 
-        /// <summary>The ids of the words of <paramref name="text"/>, without <see cref="End"/>.</summary>
+        /// <summary>
+        /// The ids of the words of <paramref name="text"/>, followed by <see cref="End"/> when <paramref name="end"/> (as
+        /// T5's tokenizer ends every input with "&lt;/s&gt;").
+        /// </summary>
         /// <exception cref="ArgumentException">A word is not in the vocabulary (named, with its position).</exception>
-        public int[] Encode(string text)
+        public int[] Encode(string text, bool end = false)
         {
             ArgumentNullException.ThrowIfNull(text);
             var parts = text.Split(' ');
-            var result = new int[parts.Length];
+            var result = new int[parts.Length + (end ? 1 : 0)];
             for (int i = 0; i < parts.Length; i++)
                 result[i] = ids.TryGetValue(parts[i], out int id) ? id
                     : throw new ArgumentException($"Word {i} of \"{text}\", '{parts[i]}', is not in the vocabulary of {words.Length} words.", nameof(text));
+            if (end) result[^1] = End;
             return result;
         }
 
