@@ -22,6 +22,7 @@ internal static class ExampleProgram
         ("ptx", PtxJob.Usage, PtxJob.Run),
         ("moe", MoeJob.Usage, options => { MoeJob.Run(options); return 0; }),
         ("lora", LoraJob.Usage, options => { LoraJob.Run(options); return 0; }),
+        ("t5", T5Job.Usage, T5Job.Run),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 

@@ -7,10 +7,11 @@ namespace ModelDsl.TorchSharp
 {
     /// <summary>
     /// A generated T5-style encoder-decoder: the encoder reads source ids once, the decoder predicts target ids with
-    /// cross-attention to the encoder's states. Teacher-forced logits and loss here; decoding with a cache uses
-    /// <see cref="Encode"/> and <see cref="Decode"/> through <see cref="EncodeSource"/> and <see cref="DecodeNext"/>.
+    /// cross-attention to the encoder's states. Teacher-forced logits and loss here; greedy and beam-search decoding
+    /// with a cache (SequenceToSequenceModel.Decoding.cs) use <see cref="Encode"/> and <see cref="Decode"/> through
+    /// <see cref="EncodeSource"/> and <see cref="DecodeNext"/>.
     /// </summary>
-    public abstract class SequenceToSequenceModel : TaskModel<SequenceToSequenceBatch>
+    public abstract partial class SequenceToSequenceModel : TaskModel<SequenceToSequenceBatch>
     {
         protected SequenceToSequenceModel(ModelCard card) : base(card) { }
 

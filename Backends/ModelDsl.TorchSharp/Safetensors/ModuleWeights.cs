@@ -206,7 +206,8 @@ namespace ModelDsl.TorchSharp
                     if (Difference(copy, reference, target.DType) is { } difference)
                         Problem(copyInfo.Name,
                             $"tensor '{copyInfo.Name}' in {file} differs from {referenceLabel} ({difference}): the checkpoint is untied, but the " +
-                            $"model declares [TiedEmbeddings] and would use '{target.Name}' for both, ignoring '{copyInfo.Name}'");
+                            $"model has one parameter for both ([TiedEmbeddings], or tied by the architecture, as T5's embed_tokens are) " +
+                            $"and would use '{target.Name}' for both, ignoring '{copyInfo.Name}'");
                 }
                 if (problems.Count > 0)
                     throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
