@@ -18,6 +18,7 @@ internal static class ExampleProgram
     {
         ("train", KjvGptJob.Usage, options => { KjvGptJob.Train(options); return 0; }),
         ("sample", "", options => { KjvGptJob.Sample(options); return 0; }),
+        ("bert", KjvBertJob.Usage, options => { KjvBertJob.Run(options); return 0; }),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 
