@@ -18,11 +18,12 @@ internal static class ExampleProgram
     {
         ("train", KjvGptJob.Usage, options => { KjvGptJob.Train(options); return 0; }),
         ("sample", "", options => { KjvGptJob.Sample(options); return 0; }),
+        ("bert", KjvBertJob.Usage, options => { KjvBertJob.Run(options); return 0; }),
+        ("t5", T5Job.Usage, T5Job.Run),
         ("vit", VitJob.Usage, options => { VitJob.Train(options); return 0; }),
-        ("ptx", PtxJob.Usage, PtxJob.Run),
         ("moe", MoeJob.Usage, options => { MoeJob.Run(options); return 0; }),
         ("lora", LoraJob.Usage, options => { LoraJob.Run(options); return 0; }),
-        ("t5", T5Job.Usage, T5Job.Run),
+        ("ptx", PtxJob.Usage, PtxJob.Run),
         ("inspect", "  inspect                    print the compile-time model cards of the declared models", _ => { Inspect(); return 0; }),
     };
 

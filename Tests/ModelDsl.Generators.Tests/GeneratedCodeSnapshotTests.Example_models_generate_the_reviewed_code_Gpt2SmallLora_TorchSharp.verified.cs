@@ -136,7 +136,7 @@ namespace ModelDsl.Examples
             }
 
             /// <summary>How GPT-2 checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>
-            protected override global::ModelDsl.TorchSharp.CheckpointNames CheckpointNames { get; } = new(
+            protected override global::ModelDsl.Checkpoints.CheckpointNames CheckpointNames { get; } = new(
                 layout: "GPT-2",
                 optionalPrefix: "transformer.",
                 ignoredSuffixes: new string[] { ".attn.bias", ".attn.masked_bias" },

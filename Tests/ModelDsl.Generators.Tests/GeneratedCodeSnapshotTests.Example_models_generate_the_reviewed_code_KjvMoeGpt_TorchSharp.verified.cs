@@ -32,9 +32,9 @@ namespace ModelDsl.Examples
             public const int TopK = 2;
             public const double AuxLossWeight = 0.01;
             public const double ZLossWeight = 0.0;
-            private static readonly global::ModelDsl.TorchSharp.RouterLossOptions RouterLossOptions = new(Experts, AuxLossWeight, ZLossWeight);
             public const double Epsilon = 1E-05;
             public const double DropoutRate = 0.0;
+            private static readonly global::ModelDsl.TorchSharp.RouterLossOptions RouterLossOptions = new(Experts, AuxLossWeight, ZLossWeight);
             private static readonly global::ModelDsl.TorchSharp.AttentionOptions SelfAttentionOptions = new(
                 Heads, Heads, HeadDim, Causal: true, Window: null,
                 Scaled: true, Dropout: DropoutRate, Cache: global::ModelDsl.TorchSharp.AttentionCache.Self);
@@ -133,7 +133,7 @@ namespace ModelDsl.Examples
             }
 
             /// <summary>How GPT-2 checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>
-            protected override global::ModelDsl.TorchSharp.CheckpointNames CheckpointNames { get; } = new(
+            protected override global::ModelDsl.Checkpoints.CheckpointNames CheckpointNames { get; } = new(
                 layout: "GPT-2",
                 optionalPrefix: "transformer.",
                 ignoredSuffixes: new string[] { ".attn.bias", ".attn.masked_bias" },

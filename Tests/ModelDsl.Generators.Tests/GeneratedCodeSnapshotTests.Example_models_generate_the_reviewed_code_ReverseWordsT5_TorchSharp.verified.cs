@@ -231,7 +231,7 @@ namespace ModelDsl.Examples
             }
 
             /// <summary>How T5 checkpoints name this model's tensors: the optional prefix, buffers to skip, copies of tied tensors.</summary>
-            protected override global::ModelDsl.TorchSharp.CheckpointNames CheckpointNames { get; } = new(
+            protected override global::ModelDsl.Checkpoints.CheckpointNames CheckpointNames { get; } = new(
                 layout: "T5",
                 optionalPrefix: null,
                 ignoredSuffixes: new string[] {  },

@@ -172,6 +172,12 @@ namespace ModelDsl.TorchSharp.Tests
     [SegmentEmbeddings, PostNorm(Epsilon = 1e-5), ClassificationHead(Classes = 3)]
     public partial record TinyBertClassifier;
 
+    /// <summary>The short MLM training run's model: a character-level BERT over 4 special tokens and the KJV's 62 characters.</summary>
+    [Encoder(Vocab = 66, Context = 64, Hidden = 64, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 256)]
+    [SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings]
+    public partial record TrainBert;
+
     /// <summary>T5 v1.1's layout at toy size: d_kv 16 (Heads x HeadDim = 64, not Hidden), gated GELU, relative buckets, untied head.</summary>
     [EncoderDecoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, EncoderLayers = 2, DecoderLayers = 2)]
     [Attention(HeadDim = 16, Bias = false)]

@@ -55,9 +55,31 @@ namespace ModelDsl.TorchSharp
         /// untied checkpoint does not load silently into a model declared [TiedEmbeddings].
         /// </summary>
         public void LoadSafetensors(string path)
+            => ModuleWeights.Load(this, path, Card.Name, MapCheckpointName(), CheckpointNames.TiedCopies);
+
+        /// <summary>
+        /// Loads a pretrained checkpoint whose head may differ from this model's, as Hugging Face's from_pretrained does:
+        /// every tensor whose name (under the layout's names, with or without its optional prefix) is a parameter of this
+        /// model is loaded; parameters the file lacks keep their initialisation (a new classification head); tensors this
+        /// model has no parameter for are left unused (a masked-LM head). The result lists all three: check
+        /// <see cref="PretrainedLoad.Missing"/> is the head you expect. A matching name with another shape or dtype kind,
+        /// an untied copy of a tied parameter, or a file of which nothing matches fails as <see cref="LoadSafetensors(string)"/>
+        /// does, all or nothing. Use <see cref="LoadSafetensors(string)"/> to resume a model of the same kind: there a missing or
+        /// unexpected tensor is an error.
+        /// </summary>
+        /// <example><code>
+        /// using var classifier = BertBase.CreateTorchSharp();   // [ClassificationHead(Classes = 2)]
+        /// var load = classifier.LoadPretrained("bert-mlm.safetensors");
+        /// Console.WriteLine(load);   // loaded 197 tensor(s); 4 not in the file keep their initialisation: 'bert.pooler.dense.weight', ...
+        /// </code></example>
+        /// <exception cref="SafetensorsException">The file is invalid, a matching tensor does not fit, or nothing matches.</exception>
+        public PretrainedLoad LoadPretrained(string path)
+            => ModuleWeights.LoadMatching(this, path, Card.Name, MapCheckpointName(), CheckpointNames.TiedCopies);
+
+        private Func<string, string?> MapCheckpointName()
         {
             var names = new HashSet<string>(named_parameters().Select(p => p.name).Concat(named_buffers().Select(b => b.name)), StringComparer.Ordinal);
-            ModuleWeights.Load(this, path, Card.Name, name => CheckpointNames.Map(name, names.Contains), CheckpointNames.TiedCopies);
+            return name => CheckpointNames.Map(name, names.Contains);
         }
 
         /// <summary>

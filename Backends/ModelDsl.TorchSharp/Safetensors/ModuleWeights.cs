@@ -52,6 +52,25 @@ namespace ModelDsl.TorchSharp
         /// <exception cref="ArgumentException"><paramref name="tiedCopies"/> names a parameter the module does not have.</exception>
         public static IReadOnlyList<string> Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
             IReadOnlyDictionary<string, string>? tiedCopies = null, Func<string, bool>? mayKeep = null)
+            => Load(module, path, modelName, mapName, tiedCopies, mayKeep, partial: false).Missing;
+
+        /// <summary>
+        /// Loads the tensors of <paramref name="path"/> that match a parameter of <paramref name="module"/> by name and
+        /// leaves the rest as they are, as Hugging Face's from_pretrained does when a checkpoint's head differs from the
+        /// model's (an MLM checkpoint into a classifier: the encoder loads, the new head keeps its initialisation). Returns
+        /// what was loaded, which parameters the file lacks and which of its tensors the model does not use. Everything
+        /// else is as strict as <see cref="Load(nn.Module, string, string, Func{string, string?}?, IReadOnlyDictionary{string, string}?, Func{string, bool}?)"/>:
+        /// a matching name with another shape or an unconvertible dtype, two tensors for one parameter, an untied copy of a
+        /// tied parameter, or a file that matches no parameter at all (surely the wrong file) fails, naming the tensors,
+        /// and leaves the module unchanged.
+        /// </summary>
+        /// <exception cref="SafetensorsException">The file is invalid, a matching tensor does not fit, or nothing matches.</exception>
+        public static PretrainedLoad LoadMatching(nn.Module module, string path, string modelName, Func<string, string?>? mapName = null,
+            IReadOnlyDictionary<string, string>? tiedCopies = null)
+            => Load(module, path, modelName, mapName, tiedCopies, mayKeep: null, partial: true);
+
+        private static PretrainedLoad Load(nn.Module module, string path, string modelName, Func<string, string?>? mapName,
+            IReadOnlyDictionary<string, string>? tiedCopies, Func<string, bool>? mayKeep, bool partial)
         {
             ArgumentNullException.ThrowIfNull(module);
             ArgumentNullException.ThrowIfNull(path);
@@ -92,6 +111,7 @@ namespace ModelDsl.TorchSharp
             var copies = new List<(SafetensorsTensorInfo Info, Target Target)>(); // tied copies to compare, not to load
             var assignedGroups = new Dictionary<int, string>(); // group -> file tensor that fills it
             var unexpected = new List<string>();
+            var unused = new List<string>(); // the file's names of the unexpected tensors
             foreach (var info in header.Tensors.Values)
             {
                 if (tiedCopies is not null && tiedCopies.TryGetValue(info.Name, out var tiedTo))
@@ -123,7 +143,8 @@ namespace ModelDsl.TorchSharp
                 if (!byName.TryGetValue(mapped, out var target))
                 {
                     unexpected.Add(mapped == info.Name ? $"'{info.Name}'" : $"'{info.Name}' (as '{mapped}')");
-                    firstTensor ??= info.Name;
+                    unused.Add(info.Name);
+                    if (!partial) firstTensor ??= info.Name;
                     continue;
                 }
                 string label = mapped == info.Name ? $"tensor '{info.Name}'" : $"tensor '{info.Name}' (parameter '{mapped}')";
@@ -148,20 +169,28 @@ namespace ModelDsl.TorchSharp
                 }
                 if (ok) assignments.Add((info, target));
             }
-            if (unexpected.Count > 0)
-                problems.Add($"Model '{modelName}': {unexpected.Count} tensor(s) in {file} match no parameter of the model: {string.Join(", ", unexpected)}");
-
-            var unfilled = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).ToList();
-            var kept = unfilled.Where(t => mayKeep is not null && t.Aliases.All(mayKeep)).ToList();
-            var missing = unfilled.Except(kept)
-                                 .Select(t => t.Aliases.Count > 1 ? $"'{t.Name}' (tied: {string.Join(", ", t.Aliases.Select(a => $"'{a}'"))})" : $"'{t.Name}'")
-                                 .ToList();
-            if (missing.Count == 1)
-                problems.Insert(0, $"Model '{modelName}': {missing[0]} is missing from {file}");
-            else if (missing.Count > 1)
-                problems.Insert(0, $"Model '{modelName}': {missing.Count} parameters are missing from {file}: {string.Join(", ", missing)}");
-            if (missing.Count > 0)
-                firstTensor = unfilled.Except(kept).First().Name;
+            var absent = targets.Where(t => t.IsCanonical && !assignedGroups.ContainsKey(t.Group)).ToList();
+            if (partial)
+            {
+                if (assignedGroups.Count == 0)
+                    problems.Add($"Model '{modelName}': no tensor in {file} matches a parameter of the model, so nothing would be loaded " +
+                        $"({header.Tensors.Count} tensor(s) in the file" +
+                        (header.Tensors.Count > 0 ? $", for example {string.Join(", ", header.Tensors.Keys.Take(3).Select(n => $"'{n}'"))})" : ")"));
+            }
+            else
+            {
+                if (unexpected.Count > 0)
+                    problems.Add($"Model '{modelName}': {unexpected.Count} tensor(s) in {file} match no parameter of the model: {string.Join(", ", unexpected)}");
+                // A tied group may be missing only when all its names may be kept.
+                var missing = absent.Where(t => mayKeep is null || !t.Aliases.All(mayKeep)).ToList();
+                var described = missing.Select(t => t.Aliases.Count > 1 ? $"'{t.Name}' (tied: {string.Join(", ", t.Aliases.Select(a => $"'{a}'"))})" : $"'{t.Name}'").ToList();
+                if (described.Count == 1)
+                    problems.Insert(0, $"Model '{modelName}': {described[0]} is missing from {file}");
+                else if (described.Count > 1)
+                    problems.Insert(0, $"Model '{modelName}': {described.Count} parameters are missing from {file}: {string.Join(", ", described)}");
+                if (missing.Count > 0)
+                    firstTensor = missing[0].Name;
+            }
 
             if (problems.Count > 0)
                 throw new SafetensorsException(path, firstTensor, string.Join(Environment.NewLine, problems));
@@ -217,7 +246,7 @@ namespace ModelDsl.TorchSharp
                     foreach (var (_, value, target) in staged)
                         target.Tensor.copy_(value);
                 }
-                return kept.Select(t => t.Name).ToList();
+                return new PretrainedLoad(staged.Select(s => s.Target.Name).ToList(), absent.Select(t => t.Name).ToList(), unused);
             }
             finally
             {

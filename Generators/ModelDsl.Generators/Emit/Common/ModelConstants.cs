@@ -70,7 +70,10 @@ namespace ModelDsl.Generators.Emit.Common
             writer.Line($"    layout: {Literal(graph.Layout)},");
             writer.Line($"    optionalPrefix: {(layout.OptionalPrefix is null ? "null" : Literal(layout.OptionalPrefix))},");
             writer.Line($"    ignoredSuffixes: new string[] {{ {string.Join(", ", layout.IgnoredSuffixes.Select(Literal))} }},");
-            writer.Line($"    tiedCopies: new (string Copy, string Of)[] {{ {string.Join(", ", tied.Select(t => $"({Literal(t.Copy)}, {Literal(t.Of)})"))} }});");
+            bool renames = !layout.RenamedSuffixes.IsEmpty; // an optional argument: layouts without renames keep their code
+            writer.Line($"    tiedCopies: new (string Copy, string Of)[] {{ {string.Join(", ", tied.Select(t => $"({Literal(t.Copy)}, {Literal(t.Of)})"))} }}{(renames ? "," : ");")}");
+            if (renames)
+                writer.Line($"    renamedSuffixes: new (string Legacy, string Current)[] {{ {string.Join(", ", layout.RenamedSuffixes.Select(r => $"({Literal(r.Legacy)}, {Literal(r.Current)})"))} }});");
         }
 
         /// <summary>Checkpoint names that must equal one of this model's tensors (tied heads, T5's per-stack embedding copies).</summary>

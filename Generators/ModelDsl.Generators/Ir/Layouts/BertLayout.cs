@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Collections.Immutable;
 using ModelDsl.Generators.Spec;
 
 namespace ModelDsl.Generators.Ir.Layouts
@@ -10,17 +11,32 @@ namespace ModelDsl.Generators.Ir.Layouts
     /// </summary>
     internal sealed class BertLayout : CheckpointLayout
     {
-        public static readonly BertLayout Instance = new();
+        private static readonly BertLayout MaskedLanguageModel = new(pooled: false);
+        private static readonly BertLayout Classifier = new(pooled: true);
 
         private const string Layer = "bert.encoder.layer." + LayerIndex;
+
+        private readonly bool pooled;
+
+        private BertLayout(bool pooled) => this.pooled = pooled;
+
+        /// <summary>The classifier's layout keeps the pooler; the masked language model's skips it, as BertForMaskedLM does.</summary>
+        public static BertLayout For(ModelSpec spec) => spec.Classifier is not null ? Classifier : MaskedLanguageModel;
 
         public override string Name => "BERT";
 
         public override string? OptionalPrefix => "bert.";
 
-        // position_ids is a buffer; seq_relationship is BertForPreTraining's next-sentence head.
-        public override System.Collections.Immutable.ImmutableArray<string> IgnoredSuffixes
-            => System.Collections.Immutable.ImmutableArray.Create("embeddings.position_ids", "cls.seq_relationship.weight", "cls.seq_relationship.bias");
+        // position_ids is a buffer; seq_relationship is BertForPreTraining's next-sentence head, and the pooler feeds only
+        // that head in a pre-training checkpoint (transformers' BertForMaskedLM ignores "pooler" on load too).
+        public override ImmutableArray<string> IgnoredSuffixes => pooled
+            ? ImmutableArray.Create("embeddings.position_ids", "cls.seq_relationship.weight", "cls.seq_relationship.bias")
+            : ImmutableArray.Create("embeddings.position_ids", "cls.seq_relationship.weight", "cls.seq_relationship.bias", "pooler.dense.weight", "pooler.dense.bias");
+
+        // Checkpoints converted from Google's TensorFlow BERT (bert-base-uncased and the other original releases) keep
+        // TensorFlow's LayerNorm names; transformers renames them on load.
+        public override ImmutableArray<(string Legacy, string Current)> RenamedSuffixes
+            => ImmutableArray.Create(("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"));
 
         public override IEnumerable<(string Name, Role Of)> TiedCopies(ModelSpec spec)
         {

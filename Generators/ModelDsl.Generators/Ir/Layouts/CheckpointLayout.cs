@@ -59,6 +59,9 @@ namespace ModelDsl.Generators.Ir.Layouts
         /// <summary>Suffixes of tensors real checkpoints carry that are not parameters (old attention-mask buffers).</summary>
         public virtual ImmutableArray<string> IgnoredSuffixes => ImmutableArray<string>.Empty;
 
+        /// <summary>Old spellings of name endings that real checkpoints still use → today's (BERT's "LayerNorm.gamma" is "LayerNorm.weight").</summary>
+        public virtual ImmutableArray<(string Legacy, string Current)> RenamedSuffixes => ImmutableArray<(string, string)>.Empty;
+
         /// <summary>
         /// Tensors real checkpoints carry as copies of a tied parameter (T5's "encoder.embed_tokens.weight" is "shared"):
         /// checkpoint name → the role whose weight it must equal.
@@ -68,7 +71,7 @@ namespace ModelDsl.Generators.Ir.Layouts
         /// <summary>The layout for a valid spec; see docs/dsl.md ("Checkpoint names").</summary>
         public static CheckpointLayout Of(ModelSpec spec) => spec.Family switch
         {
-            ModelFamily.Encoder => BertLayout.Instance,
+            ModelFamily.Encoder => BertLayout.For(spec),
             ModelFamily.EncoderDecoder => T5Layout.For(spec),
             ModelFamily.VisionEncoder => VitLayout.Instance,
             _ => LlamaLayout.Fits(spec) ? LlamaLayout.For(spec) : Gpt2Layout.Instance,
