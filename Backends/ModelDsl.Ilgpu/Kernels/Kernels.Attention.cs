@@ -117,6 +117,13 @@ namespace ModelDsl.Ilgpu
         private const int AttentionKeyTile = 32;   // forward and dq: keys staged per step, one per lane
         private const int AttentionQueryTile = 32; // dk/dv: queries staged per step, one per lane
 
+        // Shared memory of each kernel in floats for a staged row of rowStride floats; the launchers request these, and
+        // the [Kernel] attributes declare them at the largest head dimension (row stride 129) for the ptxas report.
+        private const int AttentionMaxRowStride = AttentionMaxHeadDim + 1;
+        private const int AttentionForwardFloatsPerRow = AttentionWarps + 2 * AttentionKeyTile, AttentionForwardFloats = AttentionWarps * AttentionKeyTile;
+        private const int AttentionKeyValueFloatsPerRow = 2 * AttentionQueryTile + 2 * AttentionWarps, AttentionKeyValueFloats = AttentionQueryTile * (32 + 1) + AttentionWarps * 2 * AttentionQueryTile;
+        private const int AttentionQueryFloatsPerRow = 2 * AttentionWarps + 2 * AttentionKeyTile, AttentionQueryFloats = AttentionWarps * AttentionKeyTile;
+
         /// <summary>
         /// Flash attention forward: output [Batch, Time, Heads*HeadDim] (dense) = softmax(Scale q k^T + bias, masked) v,
         /// and lse [Batch, Heads, Time] = the log-sum-exp of each query's visible scores, which the backward needs.
@@ -135,7 +142,7 @@ namespace ModelDsl.Ilgpu
             int groups = shape.Batch * shape.Heads * GroupsFor(shape.Time, AttentionWarps);
             // Staged rows: 8 queries, 32 keys, 32 values; then the warps' weights.
             var config = new KernelConfig(groups, AttentionGroupSize, SharedMemoryConfig.RequestDynamic<float>(
-                (AttentionWarps + 2 * AttentionKeyTile) * layout.RowStride + AttentionWarps * AttentionKeyTile));
+                AttentionForwardFloatsPerRow * layout.RowStride + AttentionForwardFloats));
             Load(nameof(AttentionForwardKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<int>, ArrayView<float>, AttentionLayout>(AttentionForwardKernel))(config, output, lse, q, k, v, keyPadding, bias, layout);
         }
@@ -169,7 +176,7 @@ namespace ModelDsl.Ilgpu
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AttentionLayout>(AttentionKeyValueGradientKernel))
                 // Staged rows: 32 queries, 32 output gradients, 8 keys, 8 values; then 32 x 33 partial sums of D and the warps' weights.
                 (new KernelConfig(keyValueGroups, AttentionGroupSize, SharedMemoryConfig.RequestDynamic<float>(
-                    (2 * AttentionQueryTile + 2 * AttentionWarps) * layout.RowStride + AttentionQueryTile * (32 + 1) + AttentionWarps * 2 * AttentionQueryTile)),
+                    AttentionKeyValueFloatsPerRow * layout.RowStride + AttentionKeyValueFloats)),
                  dk, dv, dOutput, output, lse, q, k, v, keyPadding, bias, layout);
 
             // With a bias gradient a group walks the whole batch, so that it alone sums dBias[h, i, :] over the batch.
@@ -178,7 +185,7 @@ namespace ModelDsl.Ilgpu
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AttentionLayout>(AttentionQueryGradientKernel))
                 // Staged rows: 8 queries, 8 output gradients, 32 keys, 32 values; then the warps' weights.
                 (new KernelConfig(queryGroups, AttentionGroupSize, SharedMemoryConfig.RequestDynamic<float>(
-                    (2 * AttentionWarps + 2 * AttentionKeyTile) * layout.RowStride + AttentionWarps * AttentionKeyTile)),
+                    AttentionQueryFloatsPerRow * layout.RowStride + AttentionQueryFloats)),
                  dq, dBias, dOutput, output, lse, q, k, v, keyPadding, bias, layout);
         }
 
@@ -235,7 +242,7 @@ namespace ModelDsl.Ilgpu
         /// and key: 2 HeadDim multiply-adds from about 2 HeadDim shared reads, so the kernel is bound by shared-memory
         /// bandwidth rather than by the FMA units.
         /// </summary>
-        [Kernel(AttentionGroupSize)]
+        [Kernel(AttentionGroupSize, DynamicSharedMemoryBytes = sizeof(float) * (AttentionForwardFloatsPerRow * AttentionMaxRowStride + AttentionForwardFloats))]
         internal static void AttentionForwardKernel(ArrayView<float> output, ArrayView<float> lse, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
             ArrayView<int> keyPadding, ArrayView<float> bias, AttentionLayout layout)
         {
@@ -317,7 +324,7 @@ namespace ModelDsl.Ilgpu
         /// queries with P_l = 0 skipped. Shared memory: 80 rows of RowStride floats, 32 x 33 partials and 8 x 64
         /// weights, 47.5 KB at HeadDim 128 (the 48 KB a group gets).
         /// </summary>
-        [Kernel(AttentionGroupSize)]
+        [Kernel(AttentionGroupSize, DynamicSharedMemoryBytes = sizeof(float) * (AttentionKeyValueFloatsPerRow * AttentionMaxRowStride + AttentionKeyValueFloats))]
         internal static void AttentionKeyValueGradientKernel(ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> dOutput, ArrayView<float> output,
             ArrayView<float> lse, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> keyPadding, ArrayView<float> bias, AttentionLayout layout)
         {
@@ -417,7 +424,7 @@ namespace ModelDsl.Ilgpu
         /// dq += Scale sum_l dS_l k_l (k_l read row-wise, keys with dS_l = 0 skipped). Shared memory: 80 rows of
         /// RowStride floats and 8 x 32 weights, 41 KB at HeadDim 128.
         /// </summary>
-        [Kernel(AttentionGroupSize)]
+        [Kernel(AttentionGroupSize, DynamicSharedMemoryBytes = sizeof(float) * (AttentionQueryFloatsPerRow * AttentionMaxRowStride + AttentionQueryFloats))]
         internal static void AttentionQueryGradientKernel(ArrayView<float> dq, ArrayView<float> dBias, ArrayView<float> dOutput, ArrayView<float> output,
             ArrayView<float> lse, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> keyPadding, ArrayView<float> bias, AttentionLayout layout)
         {

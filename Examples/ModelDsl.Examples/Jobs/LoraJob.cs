@@ -28,6 +28,8 @@ namespace ModelDsl.Examples.Jobs
                 --lr X                   peak learning rate of the adapters (default 3e-3)
                 --out DIR                where checkpoints, adapters and plots go (default ./out)
                 --seed N                 seed for initialisation and batches (default 1337)
+                --threads N              libtorch threads (default 1: the model's operations are small, and a second
+                                         thread only waits when another program shares the cores)
             """;
 
         private const int EvaluationBatches = 16;
@@ -37,7 +39,7 @@ namespace ModelDsl.Examples.Jobs
             TorchSharpRuntime.EnsureLoaded();
             var outDir = Directory.CreateDirectory(options.Get("--out", "out")).FullName;
             ulong seed = (ulong)options.Get("--seed", 1337);
-            int steps = options.Get("--steps", 300), baseSteps = options.Get("--base-steps", 600), batch = options.Get("--batch", 16);
+            int steps = options.Get("--steps", 300), baseSteps = options.Get("--base-steps", 600), batch = options.Get("--batch", 16), threads = options.Get("--threads", 1);
 
             var text = Corpus.KingJamesBible();
             var tokenizer = CharTokenizer.FromCorpus(text);
@@ -54,7 +56,7 @@ namespace ModelDsl.Examples.Jobs
             if (baseFile.Length == 0)
             {
                 baseFile = Path.Combine(outDir, "kjv-lora-base.safetensors");
-                TrainBase(old, baseFile, TrainingOptionsFor(baseSteps, batch, 3e-3, seed));
+                TrainBase(old, baseFile, TrainingOptionsFor(baseSteps, batch, 3e-3, seed, threads));
             }
             else if (!File.Exists(baseFile))
             {
@@ -66,7 +68,7 @@ namespace ModelDsl.Examples.Jobs
             using var model = KjvLoraGpt.CreateTorchSharp();
             model.Lora.LoadBase(baseFile);
             model.Lora.Freeze();
-            var adaptation = TrainingOptionsFor(steps, batch, options.Get("--lr", 3e-3), seed) with { WeightDecay = 0.0 };
+            var adaptation = TrainingOptionsFor(steps, batch, options.Get("--lr", 3e-3), seed, threads) with { WeightDecay = 0.0 };
             using var trainer = new LanguageModelTrainer(model, adaptation);
             PrintTrainableFractions(model, trainer.ParameterCount);
 
@@ -113,7 +115,7 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine($"Saved {adapterDir}{Path.DirectorySeparatorChar} ({LoraAdapters.WeightsFile}, {LoraAdapters.ConfigFile}), {mergedFile} and {plot}.");
         }
 
-        private static TrainingOptions TrainingOptionsFor(int steps, int batch, double learningRate, ulong seed) => new()
+        private static TrainingOptions TrainingOptionsFor(int steps, int batch, double learningRate, ulong seed, int threads) => new()
         {
             Steps = steps,
             BatchSize = batch,
@@ -125,6 +127,7 @@ namespace ModelDsl.Examples.Jobs
             EvalEvery = Math.Max(1, steps / 6),
             EvalBatches = 8,
             Seed = seed,
+            Threads = threads,
         };
 
         private static void TrainBase(TokenBatches old, string file, TrainingOptions options)

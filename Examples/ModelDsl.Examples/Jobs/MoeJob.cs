@@ -26,6 +26,8 @@ namespace ModelDsl.Examples.Jobs
                 --lr X                   peak learning rate (default 3e-3)
                 --out DIR                where checkpoints and plots go (default ./out)
                 --seed N                 seed for initialisation and batches (default 1337)
+                --threads N              libtorch threads (default 1: the model's operations are small, and a second
+                                         thread only waits when another program shares the cores)
             """;
 
         private const int ValidationBatches = 16;
@@ -53,6 +55,7 @@ namespace ModelDsl.Examples.Jobs
                 EvalEvery = Math.Max(1, steps / 12),
                 EvalBatches = 8,
                 Seed = seed,
+                Threads = options.Get("--threads", 1),
             };
 
             torch.manual_seed((long)seed);
