@@ -156,8 +156,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             var rotary = (RotaryOp)op;
             var width = w.ValueOf(op.Input(i)).Shape[w.ValueOf(op.Input(i)).Shape.Count - 1];
-            string heads = width.Symbol.EndsWith("*HeadDim", StringComparison.Ordinal)
-                ? width.Symbol.Substring(0, width.Symbol.Length - "*HeadDim".Length)
+            string heads = width.Symbol == "Hidden" ? "Heads"
+                : width.Symbol.EndsWith("*HeadDim", StringComparison.Ordinal) ? width.Symbol.Substring(0, width.Symbol.Length - "*HeadDim".Length)
                 : $"{width.Expression} / HeadDim";
             string @base = rotary.Base == w.Graph.Spec.Positions.RotaryBase ? "RotaryBase" : Literal(rotary.Base);
             return $"{w.Rows(op.Input(i))}, Time, {heads}, HeadDim, {w.RowStride(op.Input(i))}, {@base}, offset: 0";
