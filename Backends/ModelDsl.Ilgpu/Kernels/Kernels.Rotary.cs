@@ -25,7 +25,7 @@ namespace ModelDsl.Ilgpu
         public void RotaryForward(ArrayView<float> output, ArrayView<float> input, int rows, int time, int heads, int headDim, int inputStride, double @base, int offset)
         {
             const string kernel = nameof(RotaryForward);
-            var table = CheckRotary(kernel, output, input, rows, time, heads, headDim, inputStride, @base, offset);
+            var table = CheckRotary(kernel, (nameof(output), output), (nameof(input), input), rows, time, heads, headDim, inputStride, @base, offset);
             Load(nameof(RotaryForwardKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, RotaryLayout>(RotaryForwardKernel))
                 (Check.IndexRange(kernel, output.SubView(0, (long)rows * heads * headDim / 2)), output, input, table, new RotaryLayout(time, heads, headDim, inputStride, offset));
         }
@@ -34,13 +34,13 @@ namespace ModelDsl.Ilgpu
         public void RotaryBackward(ArrayView<float> dInput, ArrayView<float> dOutput, int rows, int time, int heads, int headDim, int inputStride, double @base, int offset)
         {
             const string kernel = nameof(RotaryBackward);
-            var table = CheckRotary(kernel, dOutput, dInput, rows, time, heads, headDim, inputStride, @base, offset);
+            var table = CheckRotary(kernel, (nameof(dOutput), dOutput), (nameof(dInput), dInput), rows, time, heads, headDim, inputStride, @base, offset);
             Load(nameof(RotaryBackwardKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, RotaryLayout>(RotaryBackwardKernel))
                 (Check.IndexRange(kernel, dOutput.SubView(0, (long)rows * heads * headDim / 2)), dInput, dOutput, table, new RotaryLayout(time, heads, headDim, inputStride, offset));
         }
 
-        /// <summary>Checks the sizes and returns the cosine/sine table: [positions, D/2] cosines, then as many sines.</summary>
-        private ArrayView<float> CheckRotary(string kernel, ArrayView<float> dense, ArrayView<float> strided, int rows, int time, int heads, int headDim, int inputStride, double @base, int offset)
+        /// <summary>Checks the sizes (naming the launcher's arguments) and returns the table: [positions, D/2] cosines, then as many sines.</summary>
+        private ArrayView<float> CheckRotary(string kernel, (string Name, ArrayView<float> View) dense, (string Name, ArrayView<float> View) strided, int rows, int time, int heads, int headDim, int inputStride, double @base, int offset)
         {
             Check.Positive(kernel, nameof(rows), rows);
             Check.Positive(kernel, nameof(time), time);
@@ -51,8 +51,8 @@ namespace ModelDsl.Ilgpu
             if (inputStride < heads * headDim) throw new ArgumentException($"{kernel}: a row stride of {inputStride} is narrower than {heads} heads of {headDim}.", nameof(inputStride));
             if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{kernel}: offset must be >= 0.");
             if (!(@base > 1) || double.IsInfinity(@base)) throw new ArgumentOutOfRangeException(nameof(@base), @base, $"{kernel}: base must be a finite number > 1.");
-            Check.Length(kernel, "output", dense, Check.Indexable(kernel, "output", (long)rows * heads * headDim));
-            Check.Length(kernel, "input", strided, Check.Indexable(kernel, "input", (long)(rows - 1) * inputStride + heads * headDim));
+            Check.Length(kernel, dense.Name, dense.View, Check.Indexable(kernel, dense.Name, (long)rows * heads * headDim));
+            Check.Length(kernel, strided.Name, strided.View, Check.Indexable(kernel, strided.Name, (long)(rows - 1) * inputStride + heads * headDim));
             return RotaryTable(@base, headDim, offset + time);
         }
 
