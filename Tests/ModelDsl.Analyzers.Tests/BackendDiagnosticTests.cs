@@ -67,6 +67,7 @@ namespace ModelDsl.Analyzers.Tests
         [Theory]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), Attention(KvHeads = 2, Window = 16, Bias = false), FeedForward(Activation = Activation.SwiGlu, Bias = false), RotaryPositions, PreNorm(Kind = NormKind.RmsNorm)]")]
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.Relu), SinusoidalPositions, PostNorm]")]
         public Task The_ILGPU_backend_generates_GPT_Llama_and_Mistral_decoders(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
 

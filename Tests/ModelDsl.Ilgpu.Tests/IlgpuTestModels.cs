@@ -18,4 +18,10 @@ namespace ModelDsl.Ilgpu.Tests
     [FeedForward(Inner = 24, Activation = Activation.SwiGlu, Bias = false)]
     [RotaryPositions(Base = 500), PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
     public partial record TinyIlgpuMistral;
+
+    /// <summary>The original Transformer's decoder shape: fixed sinusoidal positions, post-norm blocks, ReLU, an untied head.</summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 2)]
+    [FeedForward(Inner = 32, Activation = Activation.Relu)]
+    [SinusoidalPositions, PostNorm(Epsilon = 1e-5)]
+    public partial record TinyIlgpuSinusoidal;
 }

@@ -83,8 +83,9 @@ namespace ModelDsl.Ilgpu
             Check.Positive(kernel, nameof(time), time);
             Check.Positive(kernel, nameof(channels), channels);
             if (offset < 0) throw new System.ArgumentOutOfRangeException(nameof(offset), offset, $"{kernel}: offset must be >= 0.");
-            Check.Length(kernel, kernel == nameof(PositionsForward) ? "output" : "dOutput", activations, (long)batch * time * channels);
-            Check.Length(kernel, kernel == nameof(PositionsForward) ? nameof(table) : "dTable", table, ((long)offset + time) * channels);
+            bool forward = kernel != nameof(PositionsBackward);
+            Check.Length(kernel, forward ? "output" : "dOutput", activations, (long)batch * time * channels);
+            Check.Length(kernel, forward ? nameof(table) : "dTable", table, ((long)offset + time) * channels);
         }
 
         [Kernel]

@@ -24,6 +24,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
                 w.Line($"Kernels.PositionsForward({w.Out(op)}, {w.Weight(op, 0)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
             },
+            [OpKind.SinusoidalPositions] = (w, op) =>
+            {
+                w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
+                w.Line($"Kernels.SinusoidalPositionsForward({w.Out(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
+            },
             [OpKind.Rotary] = (w, op) =>
             {
                 for (int i = 0; i < 2; i++)
@@ -69,6 +74,10 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             {
                 if (w.DIn(op, 0) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(0));
                 w.ParameterGradientLine($"Kernels.PositionsBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op, 0);
+            },
+            [OpKind.SinusoidalPositions] = (w, op) =>
+            {
+                if (w.DIn(op, 0) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(0));
             },
             [OpKind.Rotary] = (w, op) =>
             {

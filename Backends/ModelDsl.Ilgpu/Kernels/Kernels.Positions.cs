@@ -5,7 +5,8 @@ using ILGPU.Runtime;
 
 namespace ModelDsl.Ilgpu
 {
-    // Rotary positions (Hugging Face's rotate-half convention) on queries or keys, forward and backward.
+    // Fixed position terms whose tables are computed on the host: rotary positions (Hugging Face's rotate-half
+    // convention) on queries or keys, forward and backward, and sinusoidal positions added to the embeddings.
     //
     // Channel j < D/2 of a head pairs with channel j + D/2; position p turns the pair by the angle p * base^(-2j/D):
     //   y1 = x1 cos - x2 sin,  y2 = x2 cos + x1 sin.
@@ -75,6 +76,45 @@ namespace ModelDsl.Ilgpu
             if (existing is not null) { Accelerator.Synchronize(); existing.Dispose(); } // a kernel in flight may read the old table
             var table = Accelerator.Allocate1D(values);
             rotaryTables[(@base, headDim)] = table;
+            return table.View;
+        }
+
+        private readonly Dictionary<int, MemoryBuffer1D<float, Stride1D.Dense>> sinusoidalTables = new();
+
+        /// <summary>
+        /// output[b, t, :] += the fixed sinusoidal position term of position offset + t ("Attention Is All You Need",
+        /// interleaved as the TorchSharp backend writes it: channel 2i is sin(p 10000^(-2i/C)), channel 2i + 1 its cos),
+        /// in place. Its backward is the identity: the caller adds the output gradient to the input's.
+        /// </summary>
+        public void SinusoidalPositionsForward(ArrayView<float> output, int batch, int time, int channels, int offset)
+        {
+            const string kernel = nameof(SinusoidalPositionsForward);
+            if (channels % 2 != 0) throw new ArgumentException($"{kernel}: {channels} channels are not sin/cos pairs.", nameof(channels));
+            Check.Positive(kernel, nameof(time), time);
+            if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{kernel}: offset must be >= 0.");
+            var table = SinusoidalTable(channels, offset + time);
+            CheckPositions(kernel, output, table, batch, time, channels, offset);
+            Load(nameof(PositionsForwardKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(PositionsForwardKernel))
+                (Check.IndexRange(kernel, output.SubView(0, (long)batch * time * channels)), output, table, time, channels, offset);
+        }
+
+        /// <summary>The [positions, channels] sinusoidal table, computed in double on the host as TorchSharp's, grown on demand.</summary>
+        private ArrayView<float> SinusoidalTable(int channels, int positions)
+        {
+            if (sinusoidalTables.TryGetValue(channels, out var existing) && existing.Length >= (long)positions * channels)
+                return existing.View;
+            positions = Math.Max(positions, 2 * (int)((existing?.Length ?? 0) / channels));
+            var values = new float[(long)positions * channels];
+            for (int p = 0; p < positions; p++)
+                for (int i = 0; i < channels / 2; i++)
+                {
+                    double angle = p * Math.Exp(2 * i * (-Math.Log(10000.0) / channels));
+                    values[(long)p * channels + 2 * i] = (float)Math.Sin(angle);
+                    values[(long)p * channels + 2 * i + 1] = (float)Math.Cos(angle);
+                }
+            if (existing is not null) { Accelerator.Synchronize(); existing.Dispose(); }
+            var table = Accelerator.Allocate1D(values);
+            sinusoidalTables[channels] = table;
             return table.View;
         }
 
