@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-artifacts/gpu-bench}"
 rm -rf "$out"
-# Trimmed, with ILGPU and CoreLib rooted: ILGPU compiles kernels from IL it reads by reflection (environment.md).
-dotnet publish Examples/ModelDsl.Ilgpu.Bench -c Release -r linux-x64 --self-contained true \
-  -p:PublishTrimmed=true -p:TrimmerSingleWarn=true -o "$out" --nologo
+# Self-contained and trimmed (the project sets both when a runtime is given), with ILGPU and CoreLib rooted: ILGPU
+# compiles kernels from IL it reads by reflection (environment.md).
+dotnet publish Examples/ModelDsl.Ilgpu.Bench -c Release -r linux-x64 -o "$out" --nologo
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs on the GPU machine: device, kernel timings and training steps, each beside its roofline bound.
