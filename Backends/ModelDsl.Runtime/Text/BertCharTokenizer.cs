@@ -145,21 +145,7 @@ namespace ModelDsl.Text
         }
 
         /// <summary>Writes the vocabulary to <paramref name="path"/> (UTF-8 JSON, written atomically).</summary>
-        public void Save(string path)
-        {
-            ArgumentNullException.ThrowIfNull(path);
-            string full = Path.GetFullPath(path);
-            string temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-            try
-            {
-                File.WriteAllText(temp, ToJson(), new UTF8Encoding(false));
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(temp)) File.Delete(temp);
-            }
-        }
+        public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
 
         /// <summary>Reads a vocabulary written by <see cref="Save"/>.</summary>
         public static BertCharTokenizer Load(string path)

@@ -12,16 +12,7 @@ namespace ModelDsl.Training
             string full = Path.GetFullPath(path);
             string? directory = Path.GetDirectoryName(full);
             if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
-            string temp = Path.Combine(directory ?? ".", $".{Path.GetFileNameWithoutExtension(full)}.{Guid.NewGuid():N}.png");
-            try
-            {
-                plot.SavePng(temp, width, height);
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(temp)) File.Delete(temp);
-            }
+            AtomicFile.Write(full, temp => plot.SavePng(temp, width, height), extension: ".png");
         }
     }
 }

@@ -177,7 +177,7 @@ namespace ModelDsl.TorchSharp
                 new KeyValuePair<string, Tensor>(PeftPrefix + a.Names.B, a.B),
             });
             Safetensors.Save(Path.Combine(directory, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-            WriteAtomically(Path.Combine(directory, ConfigFile), ConfigJson());
+            AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile), ConfigJson());
         }
 
         /// <summary>
@@ -284,21 +284,6 @@ namespace ModelDsl.TorchSharp
                 if (alpha != Alpha)
                     throw new ArgumentException(Problem(string.Format(CultureInfo.InvariantCulture,
                         "has lora_alpha = {0}, but the model's adapters have {1}: the update would be scaled by {0} / r instead of {1} / r.", alpha, Alpha)), nameof(path));
-            }
-        }
-
-        private static void WriteAtomically(string path, string text)
-        {
-            string full = Path.GetFullPath(path);
-            string temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-            try
-            {
-                File.WriteAllText(temp, text, new UTF8Encoding(false));
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(temp)) File.Delete(temp);
             }
         }
     }

@@ -86,7 +86,7 @@ namespace ModelDsl.Examples.Tasks
                 ["end"] = End,
                 ["words"] = new JsonArray(words.Select(w => (JsonNode?)w).ToArray()),
             };
-            File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), new UTF8Encoding(false));
+            AtomicFile.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
 
         /// <summary>Reads a vocabulary written by <see cref="Save"/>.</summary>
