@@ -27,7 +27,7 @@ namespace ModelDsl.Training
         private readonly float[] values = new float[256]; // pixel byte -> normalised value
         private readonly int[] order;
         private int position;
-        private ulong state;
+        private readonly SplitMix64 random;
 
         /// <exception cref="ArgumentOutOfRangeException">The batch size is not positive, the deviation not positive, or the shift negative.</exception>
         public ImageBatchSampler(LabelledImages images, int batchSize, double mean, double stdDev, bool shuffle, ImageAugmentation augmentation, ulong seed)
@@ -44,7 +44,7 @@ namespace ModelDsl.Training
             for (int v = 0; v < values.Length; v++) values[v] = (float)((v / 255.0 - mean) / stdDev);
             order = new int[images.Count];
             for (int i = 0; i < order.Length; i++) order[i] = i;
-            state = seed;
+            random = new SplitMix64(seed);
             position = order.Length; // the first batch starts an epoch
         }
 
@@ -95,7 +95,7 @@ namespace ModelDsl.Training
         private void Shift(ReadOnlySpan<byte> source, Span<float> target)
         {
             int s = augmentation.MaxShift, h = images.Height, w = images.Width;
-            int dy = NextIndex(2 * s + 1) - s, dx = NextIndex(2 * s + 1) - s;
+            int dy = random.NextIndex(2 * s + 1) - s, dx = random.NextIndex(2 * s + 1) - s;
             for (int c = 0; c < images.Channels; c++)
                 for (int y = 0; y < h; y++)
                     for (int x = 0; x < w; x++)
@@ -114,33 +114,11 @@ namespace ModelDsl.Training
                 if (shuffle)
                     for (int i = order.Length - 1; i > 0; i--) // Fisher-Yates
                     {
-                        int j = NextIndex(i + 1);
+                        int j = random.NextIndex(i + 1);
                         (order[i], order[j]) = (order[j], order[i]);
                     }
             }
             return order[position++];
-        }
-
-        // SplitMix64 (Steele, Lea, Flood 2014), as TokenWindowSampler: tiny, full-period, identical everywhere.
-        private ulong NextUInt64()
-        {
-            ulong z = state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-
-        // Unbiased integer in [0, n) by rejection (Lemire's multiply-shift with a threshold).
-        private int NextIndex(int n)
-        {
-            ulong range = (ulong)n;
-            ulong threshold = (0UL - range) % range;
-            while (true)
-            {
-                ulong r = NextUInt64();
-                ulong high = Math.BigMul(r, range, out ulong low);
-                if (low >= threshold) return (int)high;
-            }
         }
     }
 }

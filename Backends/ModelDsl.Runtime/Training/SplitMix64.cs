@@ -12,6 +12,13 @@ namespace ModelDsl.Training
 
         public SplitMix64(ulong seed) => state = seed;
 
+        /// <summary>The generator's state: saving and restoring it resumes the stream exactly where it was.</summary>
+        public ulong State
+        {
+            get => state;
+            set => state = value;
+        }
+
         /// <summary>The next 64 random bits.</summary>
         public ulong NextUInt64()
         {
@@ -29,6 +36,7 @@ namespace ModelDsl.Training
         public ulong NextBelow(ulong n)
         {
             if (n == 0) throw new ArgumentOutOfRangeException(nameof(n), n, "The bound must be positive.");
+            // Lemire: the high word of r * n is uniform in [0, n) once the low words below 2^64 mod n are rejected.
             ulong threshold = (0UL - n) % n;
             while (true)
             {
@@ -36,5 +44,8 @@ namespace ModelDsl.Training
                 if (low >= threshold) return high;
             }
         }
+
+        /// <summary><see cref="NextBelow"/> for an int bound, as samplers index arrays.</summary>
+        public int NextIndex(int n) => (int)NextBelow((ulong)n);
     }
 }

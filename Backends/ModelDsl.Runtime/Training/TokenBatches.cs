@@ -68,7 +68,7 @@ namespace ModelDsl.Training
     public sealed class TokenWindowSampler
     {
         private readonly ReadOnlyMemory<int> tokens;
-        private ulong state;
+        private readonly SplitMix64 random;
 
         internal TokenWindowSampler(ReadOnlyMemory<int> tokens, DataSplit split, int batchSize, int sequenceLength, ulong seed)
         {
@@ -82,7 +82,7 @@ namespace ModelDsl.Training
             BatchSize = batchSize;
             SequenceLength = sequenceLength;
             Windows = tokens.Length - sequenceLength; // start positions 0 .. Length - T - 1
-            state = seed;
+            random = new SplitMix64(seed);
         }
 
         /// <summary>Rows per batch (B).</summary>
@@ -100,15 +100,15 @@ namespace ModelDsl.Training
         /// <summary>The generator's state: saving and restoring it resumes the stream exactly where it was.</summary>
         public ulong State
         {
-            get => state;
-            set => state = value;
+            get => random.State;
+            set => random.State = value;
         }
 
         /// <summary>Start positions of the next <see cref="BatchSize"/> windows, advancing the stream (for inspection and tests).</summary>
         public int[] NextStarts()
         {
             var starts = new int[BatchSize];
-            for (int b = 0; b < starts.Length; b++) starts[b] = NextIndex(Windows);
+            for (int b = 0; b < starts.Length; b++) starts[b] = random.NextIndex(Windows);
             return starts;
         }
 
@@ -128,7 +128,7 @@ namespace ModelDsl.Training
             int t = SequenceLength;
             for (int b = 0; b < BatchSize; b++)
             {
-                int start = NextIndex(Windows);
+                int start = random.NextIndex(Windows);
                 var window = span.Slice(start, t + 1);
                 int row = b * t;
                 for (int i = 0; i < t; i++)
@@ -136,28 +136,6 @@ namespace ModelDsl.Training
                     ids[row + i] = window[i];
                     targets[row + i] = window[i + 1];
                 }
-            }
-        }
-
-        // SplitMix64 (Steele, Lea, Flood 2014): tiny, full-period, identical everywhere.
-        private ulong NextUInt64()
-        {
-            ulong z = state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-
-        // Unbiased integer in [0, n) by rejection (Lemire's multiply-shift with a threshold).
-        private int NextIndex(int n)
-        {
-            ulong range = (ulong)n;
-            ulong threshold = (0UL - range) % range;
-            while (true)
-            {
-                ulong r = NextUInt64();
-                ulong high = Math.BigMul(r, range, out ulong low);
-                if (low >= threshold) return (int)high;
             }
         }
     }
