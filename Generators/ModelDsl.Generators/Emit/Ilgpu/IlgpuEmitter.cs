@@ -71,7 +71,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                     writer.Line("Initialize();");
                 writer.Line();
                 WriteEntryPoints(writer, plan);
-                foreach (var function in ReadingOrder(graph))
+                foreach (var function in FunctionOrder.Reachable(graph))
                 {
                     var functionWriter = new IlgpuFunctionWriter(plan, function, writer);
                     writer.Line();
@@ -149,26 +149,6 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 writer.Line($"{IlgpuFunctionWriter.BackwardName(loss)}({logits}, {dLogits});");
                 writer.Line($"{IlgpuFunctionWriter.BackwardName(forward)}({dLogits});");
             }
-        }
-
-        /// <summary>Functions as a reader meets them: the entry, then each callee after its first caller, the loss last.</summary>
-        private static IEnumerable<Function> ReadingOrder(ModelGraph graph)
-        {
-            var seen = new HashSet<string>();
-            var order = new List<Function>();
-            void Visit(Function f)
-            {
-                if (!seen.Add(f.Name)) return;
-                order.Add(f);
-                foreach (var op in f.Ops)
-                {
-                    if (op is CallOp call) Visit(graph.Function(call.Function));
-                    if (op is RepeatOp repeat) foreach (var v in graph.Stack(repeat.Stack).Variants) Visit(graph.Function(v));
-                }
-            }
-            Visit(graph.Forward);
-            Visit(graph.Loss);
-            return order;
         }
     }
 }

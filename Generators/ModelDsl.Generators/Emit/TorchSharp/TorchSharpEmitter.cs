@@ -167,24 +167,12 @@ namespace ModelDsl.Generators.Emit.TorchSharp
             }
         }
 
-        /// <summary>Functions as a reader meets them: the entry, then each callee after its first caller, the loss last.</summary>
+        /// <summary>The functions in reading order (<see cref="FunctionOrder.Reachable"/>), then any the entry and the loss do not call.</summary>
         private static IEnumerable<Function> ReadingOrder(ModelGraph graph)
         {
-            var seen = new HashSet<string>();
-            var order = new List<Function>();
-            void Visit(Function f)
-            {
-                if (!seen.Add(f.Name)) return;
-                order.Add(f);
-                foreach (var op in f.Ops)
-                {
-                    if (op is CallOp call) Visit(graph.Function(call.Function));
-                    if (op is RepeatOp repeat) foreach (var v in graph.Stack(repeat.Stack).Variants) Visit(graph.Function(v));
-                }
-            }
-            Visit(graph.Forward);
-            Visit(graph.Loss);
-            return order.Concat(graph.Functions.Where(f => !seen.Contains(f.Name)));
+            var order = FunctionOrder.Reachable(graph);
+            var written = new HashSet<string>(order.Select(f => f.Name));
+            return order.Concat(graph.Functions.Where(f => !written.Contains(f.Name)));
         }
 
         private static string Words(ModelTask task) => task switch
