@@ -414,9 +414,6 @@ namespace ModelDsl.TorchSharp.Tests
             model.zero_grad();
             model.Loss(ids, targets).backward();
 
-            const double eps = 1e-6, rtol = 1e-5, atol = 1e-8;
-            var random = new Random(74);
-            double worstRelative = 0, worstAbsolute = 0;
             var names = new[]
             {
                 "transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight", "transformer.h.0.attn.c_attn.weight",
@@ -428,28 +425,7 @@ namespace ModelDsl.TorchSharp.Tests
                 using var noGrad = torch.no_grad();
                 return model.Loss(ids, targets).item<double>();
             }
-            foreach (var name in names)
-            {
-                var flat = p[name].view(-1);
-                var grad = p[name].grad!.view(-1);
-                for (int sample = 0; sample < 5; sample++)
-                {
-                    long i = random.NextInt64(flat.shape[0]);
-                    double original = flat[i].item<double>();
-                    using (torch.no_grad()) flat[i] = original + eps;
-                    double plus = Loss();
-                    using (torch.no_grad()) flat[i] = original - eps;
-                    double minus = Loss();
-                    using (torch.no_grad()) flat[i] = original;
-                    double numeric = (plus - minus) / (2 * eps);
-                    double analytic = grad[i].item<double>();
-                    double error = Math.Abs(numeric - analytic);
-                    worstAbsolute = Math.Max(worstAbsolute, error);
-                    worstRelative = Math.Max(worstRelative, error / Math.Max(Math.Abs(analytic), 1e-12));
-                    Assert.True(error <= rtol * Math.Abs(analytic) + atol,
-                        string.Format(CultureInfo.InvariantCulture, "{0}[{1}]: autograd {2:R}, central difference {3:R} (|diff| {4:E2})", name, i, analytic, numeric, error));
-                }
-            }
+            var (worstAbsolute, worstRelative) = Numerics.AssertFiniteDifferences(p, names, samples: 5, new Random(74), Loss);
             log.WriteLine($"finite differences (40 entries): max |diff| = {worstAbsolute:E2}, max relative = {worstRelative:E2}");
         }
 

@@ -193,41 +193,20 @@ namespace ModelDsl.TorchSharp.Tests
             model.zero_grad();
             model.Loss(source, decoderInput, targets, mask).backward();
 
-            const double eps = 1e-6, rtol = 1e-5, atol = 1e-8;
-            var random = new Random(315);
-            double worst = 0;
             double Loss()
             {
                 using var inner = torch.NewDisposeScope();
                 using var noGrad = torch.no_grad();
                 return model.Loss(source, decoderInput, targets, mask).item<double>();
             }
-            foreach (var name in new[]
+            var names = new[]
             {
                 "shared.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                 "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "encoder.block.1.layer.0.layer_norm.weight",
                 "encoder.final_layer_norm.weight", "decoder.block.1.layer.1.EncDecAttention.k.weight", "decoder.block.0.layer.2.DenseReluDense.wi_0.weight",
                 "decoder.block.1.layer.2.DenseReluDense.wi_1.weight", "decoder.final_layer_norm.weight", "lm_head.weight",
-            })
-            {
-                var flat = p[name].view(-1);
-                var grad = p[name].grad!.view(-1);
-                for (int sample = 0; sample < 3; sample++)
-                {
-                    long i = random.NextInt64(flat.shape[0]);
-                    double original = flat[i].item<double>();
-                    using (torch.no_grad()) flat[i] = original + eps;
-                    double plus = Loss();
-                    using (torch.no_grad()) flat[i] = original - eps;
-                    double minus = Loss();
-                    using (torch.no_grad()) flat[i] = original;
-                    double numeric = (plus - minus) / (2 * eps), analytic = grad[i].item<double>();
-                    double error = Math.Abs(numeric - analytic);
-                    worst = Math.Max(worst, error);
-                    Assert.True(error <= rtol * Math.Abs(analytic) + atol,
-                        string.Format(CultureInfo.InvariantCulture, "{0}[{1}]: autograd {2:R}, central difference {3:R}", name, i, analytic, numeric));
-                }
-            }
+            };
+            var (worst, _) = Numerics.AssertFiniteDifferences(p, names, samples: 3, new Random(315), Loss);
             log.WriteLine($"finite differences (30 entries): max |diff| = {worst:E2}");
         }
 

@@ -137,6 +137,41 @@ namespace ModelDsl.TorchSharp.Tests
             => torch.full(time, time, double.NegativeInfinity, dtype).triu(1);
 
         /// <summary>Seeded token ids [batch, time] in [0, vocab).</summary>
+        /// <summary>
+        /// Autograd's gradient (already in each parameter's .grad) against central differences (L(θ + ε) - L(θ - ε)) / 2ε,
+        /// ε = 1e-6, in float64, at <paramref name="samples"/> seeded entries of each named parameter. Truncation error is
+        /// O(ε² L''') ≈ 1e-12 and rounding about ulp(L) / ε ≈ 1e-9, so the bound is 1e-5 |g| + 1e-8. Returns the largest
+        /// absolute and relative differences.
+        /// </summary>
+        public static (double Absolute, double Relative) AssertFiniteDifferences(
+            IReadOnlyDictionary<string, Tensor> parameters, IEnumerable<string> names, int samples, Random random, Func<double> loss)
+        {
+            const double eps = 1e-6, rtol = 1e-5, atol = 1e-8;
+            double worstAbsolute = 0, worstRelative = 0;
+            foreach (var name in names)
+            {
+                var flat = parameters[name].view(-1);
+                var grad = parameters[name].grad!.view(-1);
+                for (int sample = 0; sample < samples; sample++)
+                {
+                    long i = random.NextInt64(flat.shape[0]);
+                    double original = flat[i].item<double>();
+                    using (torch.no_grad()) flat[i] = original + eps;
+                    double plus = loss();
+                    using (torch.no_grad()) flat[i] = original - eps;
+                    double minus = loss();
+                    using (torch.no_grad()) flat[i] = original;
+                    double numeric = (plus - minus) / (2 * eps), analytic = grad[i].item<double>();
+                    double error = Math.Abs(numeric - analytic);
+                    worstAbsolute = Math.Max(worstAbsolute, error);
+                    worstRelative = Math.Max(worstRelative, error / Math.Max(Math.Abs(analytic), 1e-12));
+                    Assert.True(error <= rtol * Math.Abs(analytic) + atol,
+                        string.Format(CultureInfo.InvariantCulture, "{0}[{1}]: autograd {2:R}, central difference {3:R} (|diff| {4:E2})", name, i, analytic, numeric, error));
+                }
+            }
+            return (worstAbsolute, worstRelative);
+        }
+
         public static Tensor RandomIds(long batch, long time, long vocab, ulong seed)
         {
             using var generator = new Generator(seed);

@@ -342,36 +342,15 @@ namespace ModelDsl.TorchSharp.Tests
             model.zero_grad();
             model.Loss(pixels, labels).backward();
 
-            const double eps = 1e-6, rtol = 1e-5, atol = 1e-8;
-            var random = new Random(353);
-            double worstAbsolute = 0;
             double Loss()
             {
                 using var inner = torch.NewDisposeScope();
                 using var noGrad = torch.no_grad();
                 return model.Loss(pixels, labels).item<double>();
             }
-            foreach (var name in new[] { "vit.embeddings.patch_embeddings.projection.weight", "vit.embeddings.patch_embeddings.projection.bias",
-                                         "vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "classifier.weight" })
-            {
-                var flat = p[name].view(-1);
-                var grad = p[name].grad!.view(-1);
-                for (int sample = 0; sample < 4; sample++)
-                {
-                    long i = random.NextInt64(flat.shape[0]);
-                    double original = flat[i].item<double>();
-                    using (torch.no_grad()) flat[i] = original + eps;
-                    double plus = Loss();
-                    using (torch.no_grad()) flat[i] = original - eps;
-                    double minus = Loss();
-                    using (torch.no_grad()) flat[i] = original;
-                    double numeric = (plus - minus) / (2 * eps), analytic = grad[i].item<double>();
-                    double error = Math.Abs(numeric - analytic);
-                    worstAbsolute = Math.Max(worstAbsolute, error);
-                    Assert.True(error <= rtol * Math.Abs(analytic) + atol,
-                        string.Format(CultureInfo.InvariantCulture, "{0}[{1}]: autograd {2:R}, central difference {3:R} (|diff| {4:E2})", name, i, analytic, numeric, error));
-                }
-            }
+            var names = new[] { "vit.embeddings.patch_embeddings.projection.weight", "vit.embeddings.patch_embeddings.projection.bias",
+                                "vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "classifier.weight" };
+            var (worstAbsolute, _) = Numerics.AssertFiniteDifferences(p, names, samples: 4, new Random(353), Loss);
             log.WriteLine($"finite differences (20 entries): max |diff| = {worstAbsolute:E2}");
         }
 
