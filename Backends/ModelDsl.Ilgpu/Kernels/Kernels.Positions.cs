@@ -17,7 +17,7 @@ namespace ModelDsl.Ilgpu
     // rotate by the same numbers (float angles would differ by ~1e-7 x position).
     public sealed partial class Kernels
     {
-        private readonly Dictionary<(double Base, int HeadDim), MemoryBuffer1D<float, Stride1D.Dense>> rotaryTables = new();
+        private readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> positionTables = new();
 
         /// <summary>
         /// output[r, h*D + i] = the rotated input[r*inputStride + h*D + i] for rows r = b*time + t at position offset + t,
@@ -57,29 +57,41 @@ namespace ModelDsl.Ilgpu
             return RotaryTable(@base, headDim, offset + time);
         }
 
-        /// <summary>cos and sin of p * base^(-2j/D) for p below <paramref name="positions"/>, kept per (base, D) and grown on demand.</summary>
+        /// <summary>cos and sin of p * base^(-2j/D) for p below <paramref name="positions"/>: [positions, D/2] cosines, then as many sines.</summary>
         private ArrayView<float> RotaryTable(double @base, int headDim, int positions)
         {
             int half = headDim / 2;
-            if (rotaryTables.TryGetValue((@base, headDim), out var existing) && existing.Length >= 2L * positions * half)
-                return existing.View;
-            positions = Math.Max(positions, 2 * (int)((existing?.Length ?? 0) / (2 * half))); // grow geometrically while decoding
-            var values = new float[2L * positions * half];
-            for (int p = 0; p < positions; p++)
-                for (int j = 0; j < half; j++)
-                {
-                    // As TorchSharp's Rotary: exp(2j * -ln(base) / D), then the angle, in double.
-                    double angle = p * Math.Exp(2 * j * (-Math.Log(@base) / headDim));
-                    values[p * half + j] = (float)Math.Cos(angle);
-                    values[(long)positions * half + p * half + j] = (float)Math.Sin(angle);
-                }
+            return PositionTable($"rotary {@base.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} {headDim}", positions, 2 * half, rows =>
+            {
+                var values = new float[2L * rows * half];
+                for (int p = 0; p < rows; p++)
+                    for (int j = 0; j < half; j++)
+                    {
+                        // As TorchSharp's Rotary: exp(2j * -ln(base) / D), then the angle, in double.
+                        double angle = p * Math.Exp(2 * j * (-Math.Log(@base) / headDim));
+                        values[p * half + j] = (float)Math.Cos(angle);
+                        values[(long)rows * half + p * half + j] = (float)Math.Sin(angle);
+                    }
+                return values;
+            });
+        }
+
+        /// <summary>
+        /// A table of <paramref name="floatsPerPosition"/> floats per position, computed on the host by
+        /// <paramref name="compute"/> for at least <paramref name="positions"/> positions, kept per <paramref name="key"/>
+        /// and grown geometrically when a longer sequence (decoding) needs more.
+        /// </summary>
+        private ArrayView<float> PositionTable(string key, int positions, int floatsPerPosition, Func<int, float[]> compute)
+        {
+            positionTables.TryGetValue(key, out var existing);
+            long held = (existing?.Length ?? 0) / floatsPerPosition;
+            if (held >= positions) return existing!.View;
             if (existing is not null) { Accelerator.Synchronize(); existing.Dispose(); } // a kernel in flight may read the old table
-            var table = Accelerator.Allocate1D(values);
-            rotaryTables[(@base, headDim)] = table;
+            var table = Accelerator.Allocate1D(compute(Math.Max(positions, (int)(2 * held))));
+            positionTables[key] = table;
             return table.View;
         }
 
-        private readonly Dictionary<int, MemoryBuffer1D<float, Stride1D.Dense>> sinusoidalTables = new();
 
         /// <summary>
         /// output[b, t, :] += the fixed sinusoidal position term of position offset + t ("Attention Is All You Need",
@@ -98,25 +110,20 @@ namespace ModelDsl.Ilgpu
                 (Check.IndexRange(kernel, output.SubView(0, (long)batch * time * channels)), output, table, time, channels, offset);
         }
 
-        /// <summary>The [positions, channels] sinusoidal table, computed in double on the host as TorchSharp's, grown on demand.</summary>
+        /// <summary>The [positions, channels] sinusoidal table, computed in double on the host as TorchSharp's.</summary>
         private ArrayView<float> SinusoidalTable(int channels, int positions)
-        {
-            if (sinusoidalTables.TryGetValue(channels, out var existing) && existing.Length >= (long)positions * channels)
-                return existing.View;
-            positions = Math.Max(positions, 2 * (int)((existing?.Length ?? 0) / channels));
-            var values = new float[(long)positions * channels];
-            for (int p = 0; p < positions; p++)
-                for (int i = 0; i < channels / 2; i++)
-                {
-                    double angle = p * Math.Exp(2 * i * (-Math.Log(10000.0) / channels));
-                    values[(long)p * channels + 2 * i] = (float)Math.Sin(angle);
-                    values[(long)p * channels + 2 * i + 1] = (float)Math.Cos(angle);
-                }
-            if (existing is not null) { Accelerator.Synchronize(); existing.Dispose(); }
-            var table = Accelerator.Allocate1D(values);
-            sinusoidalTables[channels] = table;
-            return table.View;
-        }
+            => PositionTable($"sinusoidal {channels}", positions, channels, rows =>
+            {
+                var values = new float[(long)rows * channels];
+                for (int p = 0; p < rows; p++)
+                    for (int i = 0; i < channels / 2; i++)
+                    {
+                        double angle = p * Math.Exp(2 * i * (-Math.Log(10000.0) / channels));
+                        values[(long)p * channels + 2 * i] = (float)Math.Sin(angle);
+                        values[(long)p * channels + 2 * i + 1] = (float)Math.Cos(angle);
+                    }
+                return values;
+            });
 
         /// <summary>Sizes of a rotary launch (the table's positions follow from its length).</summary>
         internal readonly struct RotaryLayout
