@@ -114,28 +114,11 @@ namespace ModelDsl.Text
         /// <exception cref="InvalidDataException">The JSON is not such a tokenizer, or is inconsistent.</exception>
         public static BertCharTokenizer FromJson(string json)
         {
-            ArgumentNullException.ThrowIfNull(json);
-            JsonNode? root;
-            try { root = JsonNode.Parse(json); }
-            catch (JsonException e) { throw new InvalidDataException($"Tokenizer file is not valid JSON: {e.Message}", e); }
-            if (root is not JsonObject obj || (string?)obj["format"] != FormatName)
-                throw new InvalidDataException($"Not a BERT character tokenizer file (expected \"format\": \"{FormatName}\").");
-            int version = obj["version"]?.GetValue<int>() ?? -1;
-            if (version != FormatVersion)
-                throw new InvalidDataException($"Unsupported tokenizer file version {version} (this library reads version {FormatVersion}).");
+            var obj = CharTokenizer.ReadFile(json, FormatName, FormatVersion, "a BERT character tokenizer");
             var special = (obj["special_tokens"] as JsonArray)?.Select(n => (string?)n).ToList();
             if (special is null || !special.SequenceEqual(SpecialTokens))
                 throw new InvalidDataException($"Tokenizer file: \"special_tokens\" must be [{string.Join(", ", SpecialTokens.Select(s => $"\"{s}\""))}].");
-            if (obj["alphabet"] is not JsonArray array)
-                throw new InvalidDataException("Tokenizer file has no \"alphabet\" array.");
-            var alphabet = new List<Rune>(array.Count);
-            for (int i = 0; i < array.Count; i++)
-            {
-                int value = array[i]?.GetValue<int>() ?? -1;
-                if (!Rune.IsValid(value))
-                    throw new InvalidDataException($"Tokenizer file: alphabet[{i}] = {value} is not a Unicode scalar value.");
-                alphabet.Add(new Rune(value));
-            }
+            var alphabet = CharTokenizer.ReadAlphabet(obj);
             BertCharTokenizer tokenizer;
             try { tokenizer = new BertCharTokenizer(new CharTokenizer(alphabet)); }
             catch (ArgumentException e) { throw new InvalidDataException("Tokenizer file: " + e.Message, e); }

@@ -148,15 +148,32 @@ namespace ModelDsl.Text
         /// <exception cref="InvalidDataException">The JSON is not a tokenizer of a supported version, or is inconsistent.</exception>
         public static CharTokenizer FromJson(string json)
         {
+            var obj = ReadFile(json, FormatName, FormatVersion, "a character tokenizer");
+            var alphabet = ReadAlphabet(obj);
+            if (obj["vocab_size"] is { } size && size.GetValue<int>() != alphabet.Count)
+                throw new InvalidDataException($"Tokenizer file: vocab_size {size.GetValue<int>()} but the alphabet has {alphabet.Count} characters.");
+            try { return new CharTokenizer(alphabet); }
+            catch (ArgumentException e) { throw new InvalidDataException("Tokenizer file: " + e.Message, e); }
+        }
+
+        /// <summary>The root object of a tokenizer file of the given format and version, or the reason it is not one.</summary>
+        internal static JsonObject ReadFile(string json, string formatName, int formatVersion, string kind)
+        {
             ArgumentNullException.ThrowIfNull(json);
             JsonNode? root;
             try { root = JsonNode.Parse(json); }
             catch (JsonException e) { throw new InvalidDataException($"Tokenizer file is not valid JSON: {e.Message}", e); }
-            if (root is not JsonObject obj || (string?)obj["format"] != FormatName)
-                throw new InvalidDataException($"Not a character tokenizer file (expected \"format\": \"{FormatName}\").");
+            if (root is not JsonObject obj || (string?)obj["format"] != formatName)
+                throw new InvalidDataException($"Not {kind} file (expected \"format\": \"{formatName}\").");
             int version = obj["version"]?.GetValue<int>() ?? -1;
-            if (version != FormatVersion)
-                throw new InvalidDataException($"Unsupported tokenizer file version {version} (this library reads version {FormatVersion}).");
+            if (version != formatVersion)
+                throw new InvalidDataException($"Unsupported tokenizer file version {version} (this library reads version {formatVersion}).");
+            return obj;
+        }
+
+        /// <summary>The file's "alphabet": code points, each a Unicode scalar value.</summary>
+        internal static List<Rune> ReadAlphabet(JsonObject obj)
+        {
             if (obj["alphabet"] is not JsonArray array)
                 throw new InvalidDataException("Tokenizer file has no \"alphabet\" array.");
             var alphabet = new List<Rune>(array.Count);
@@ -167,10 +184,7 @@ namespace ModelDsl.Text
                     throw new InvalidDataException($"Tokenizer file: alphabet[{i}] = {value} is not a Unicode scalar value.");
                 alphabet.Add(new Rune(value));
             }
-            if (obj["vocab_size"] is { } size && size.GetValue<int>() != alphabet.Count)
-                throw new InvalidDataException($"Tokenizer file: vocab_size {size.GetValue<int>()} but the alphabet has {alphabet.Count} characters.");
-            try { return new CharTokenizer(alphabet); }
-            catch (ArgumentException e) { throw new InvalidDataException("Tokenizer file: " + e.Message, e); }
+            return alphabet;
         }
 
         /// <summary>Writes the vocabulary to <paramref name="path"/> (UTF-8 JSON, written atomically).</summary>
