@@ -65,8 +65,6 @@ namespace ModelDsl.Generators.Tests
             string Wrap(string body)
             {
                 string inner = c.Container is null ? body : c.Container + "\n{\n" + body + "\n}";
-                if (c.Container is not null && c.Container.StartsWith("static", StringComparison.Ordinal) && body.Contains("public class"))
-                    inner = body.Replace("public class", "internal class"); // static classes hold no instance types of ours
                 return "using ModelDsl;\n" + (c.Namespace.Length == 0 ? inner : "namespace " + c.Namespace + "\n{\n" + inner + "\n}");
             }
             string second = c.SecondName == c.Name ? "" : $"\n{c.Family}\npublic partial record {c.SecondName};";
@@ -76,19 +74,24 @@ namespace ModelDsl.Generators.Tests
             return files.ToArray();
         }
 
+        /// <summary>
+        /// CI checks the same 200 cases on every run (a fixed PCG seed), so a red run is reproducible and never depends on
+        /// luck. To explore beyond them, set MODELDSL_FUZZ_ITER (say 5000): CsCheck then draws fresh random cases and
+        /// shrinks any failure to a small one, printing its seed.
+        /// </summary>
         [Fact]
         public void Unusual_legal_declarations_never_crash_the_generator_and_their_generated_code_compiles()
         {
             int cases = 0, compiled = 0;
             var uncompiled = new List<string>();
-            Cases.Sample(c =>
+            void Check(Case c)
             {
                 var sources = Sources(c);
                 var input = GeneratorHarness.Compilation(true, sources);
                 var inputErrors = GeneratorHarness.Errors(input).ToList();
                 var driver = GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(input, out var output, out var diagnostics);
                 var result = driver.GetRunResult().Results.Single();
-                Assert.True(result.Exception is null, $"The generator threw on:\n{string.Join("\n---\n", sources)}\n{result.Exception}");
+                Assert.True(result.Exception is null, $"The generator threw on {c}:\n{string.Join("\n---\n", sources)}\n{result.Exception}");
                 Assert.DoesNotContain(diagnostics, d => d.Id is "CS8784" or "CS8785");
                 Interlocked.Increment(ref cases);
                 if (inputErrors.Count > 0)
@@ -96,19 +99,29 @@ namespace ModelDsl.Generators.Tests
                     lock (log) if (uncompiled.Count < 12) uncompiled.Add(inputErrors[0].Id + " " + inputErrors[0].GetMessage());
                     return; // the user's own code does not compile: nothing to promise
                 }
+                // Names MDSL0020 rejects (tested on their own) may break the generated code: that is what the diagnostic is for.
                 bool reserved = new[] { c.Name, c.SecondName }.Any(n => Validation.ModelValidator.GeneratedMembers.ContainsKey(n)
                     || c.Namespace.Length == 0 && c.Container is null && Validation.ModelValidator.RootNamespaces.Contains(n));
-                var errors = GeneratorHarness.Errors(output).ToList();
                 if (reserved) return;
-                Assert.True(errors.Count == 0, $"Generated code does not compile for:\n{string.Join("\n---\n", sources)}\n{string.Join("\n", errors.Take(8))}");
+                var errors = GeneratorHarness.Errors(output).ToList();
+                Assert.True(errors.Count == 0, $"Generated code does not compile for {c}:\n{string.Join("\n---\n", sources)}\n{string.Join("\n", errors.Take(8))}");
                 Assert.True(result.GeneratedSources.Length >= 2, "No TorchSharp code for:\n" + string.Join("\n---\n", sources));
                 Interlocked.Increment(ref compiled);
-            }, iter: 200, threads: 1);
+            }
+
+            int explore = int.TryParse(Environment.GetEnvironmentVariable("MODELDSL_FUZZ_ITER"), out int n) ? n : 0;
+            if (explore > 0)
+                Cases.Sample(Check, iter: explore, threads: 1);
+            else
+            {
+                var pcg = new PCG(1, 20261124);
+                for (int i = 0; i < 200; i++) Check(Cases.Generate(pcg, null, out _));
+            }
             log.WriteLine($"{cases} cases, {compiled} compiled with their generated code");
             foreach (var reason in uncompiled) log.WriteLine("  user code itself does not compile: " + reason);
-            Assert.True(compiled >= 150, $"only {compiled} of {cases} cases compiled; the generator's ranges should produce mostly legal code");
+            Assert.True(compiled >= cases * 3 / 4, $"only {compiled} of {cases} cases compiled; the generator's ranges should produce mostly legal code");
         }
-    
+
         [Fact]
         public void Models_whose_names_differ_only_in_case_get_distinct_hint_names_and_compile()
         {
