@@ -68,7 +68,10 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), Attention(KvHeads = 2, Window = 16, Bias = false), FeedForward(Activation = Activation.SwiGlu, Bias = false), RotaryPositions, PreNorm(Kind = NormKind.RmsNorm)]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.Relu), SinusoidalPositions, PostNorm]")]
-        public Task The_ILGPU_backend_generates_GPT_Llama_and_Mistral_decoders(string attributes) => VerifyAsync(
+        [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings]")]
+        [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), PreNorm, ClassificationHead(Classes = 3)]")]
+        [InlineData("[VisionEncoder(ImageSize = 32, PatchSize = 8, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]")]
+        public Task The_ILGPU_backend_generates_decoders_BERT_and_ViT(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
 
         [Fact]
@@ -77,7 +80,10 @@ namespace ModelDsl.Analyzers.Tests
             [{|MDSL0100:MixtureOfExperts(Experts = 4)|}]
             public partial record M;
 
-            [{|MDSL0100:Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2)|}]
+            [{|MDSL0100:EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2)|}, RelativePositions]
+            public partial record T;
+
+            [Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), {|MDSL0100:Dropout(0.1)|}]
             public partial record B;
             """, torchSharp: true, ilgpu: true);
 

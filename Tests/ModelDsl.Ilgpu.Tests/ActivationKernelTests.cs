@@ -56,6 +56,22 @@ namespace ModelDsl.Ilgpu.Tests
             AssertElementwise(GradOf(xr) + 0.25, Download(dInput.View), $"{f} backward + 0.25");
         }
 
+        [Fact]
+        public void Tanh_backward_from_its_output_matches_autograd()
+        {
+            // The form the generated code uses (the IR saves tanh's output, as libtorch does), on the same edges.
+            var x = Inputs(8, 300);
+            var dy = Randn(9, x.shape[0]);
+            var xr = Leaf(x);
+            var reference = xr.tanh();
+            reference.backward(new[] { F64(dy) });
+            using var y = Upload(reference.detach());
+            using var dOutput = Upload(dy);
+            using var dInput = Filled(x.shape[0], 0.25f);
+            Gpu.TanhBackward(dInput.View, dOutput.View, y.View);
+            AssertElementwise(GradOf(xr) + 0.25, Download(dInput.View), "tanh backward from the output + 0.25");
+        }
+
         [Theory, MemberData(nameof(Functions))]
         public void Backward_matches_finite_differences(KernelActivation f)
         {

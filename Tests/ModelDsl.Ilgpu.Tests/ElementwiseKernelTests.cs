@@ -22,6 +22,35 @@ namespace ModelDsl.Ilgpu.Tests
         }
 
         [Fact]
+        public void Select_token_and_its_backward_match_libtorchs_indexing_and_autograd()
+        {
+            // 3 sequences of 5 tokens, 7 channels (not a power of two); the last token too, the pooler's edge.
+            foreach (int index in new[] { 0, 4 })
+            {
+                var input = Randn(3, 3, 5, 7).requires_grad_(true);
+                var dOutput = Randn(4, 3, 7);
+                var expected = input.select(1, index);
+                expected.backward(new[] { dOutput });
+
+                using var x = Upload(input.detach());
+                using var selected = Zeros(3 * 7);
+                Gpu.SelectTokenForward(selected.View, x.View, 3, 5, 7, index);
+                AssertClose(expected.detach(), Download(selected.View), 0, 0, $"token {index}");
+
+                // The backward adds into the row and leaves the others: start from a non-zero gradient.
+                var previous = Randn(5, 3, 5, 7);
+                using var dInput = Upload(previous);
+                using var dy = Upload(dOutput);
+                Gpu.SelectTokenBackward(dInput.View, dy.View, 3, 5, 7, index);
+                AssertClose(previous + input.grad!, Download(dInput.View), 0, 0, $"d input, token {index}");
+            }
+            using var row = Zeros(7);
+            using var sequence = Zeros(35);
+            var e = Assert.Throws<System.ArgumentOutOfRangeException>(() => Gpu.SelectTokenForward(row.View, sequence.View, 1, 5, 7, 5));
+            Assert.Contains("token 5 is outside a sequence of 5", e.Message);
+        }
+
+        [Fact]
         public void Launchers_refuse_views_of_other_lengths()
         {
             using var a = Zeros(4);

@@ -24,4 +24,30 @@ namespace ModelDsl.Ilgpu.Tests
     [FeedForward(Inner = 32, Activation = Activation.Relu)]
     [SinusoidalPositions, PostNorm(Epsilon = 1e-5)]
     public partial record TinyIlgpuSinusoidal;
+
+    /// <summary>
+    /// BERT's masked language model at the same size: learned positions, segment embeddings, the embedding LayerNorm,
+    /// post-norm encoder layers with bidirectional attention under a padding mask, GELU (erf), the MLM head (dense,
+    /// GELU, LayerNorm, the tied decoder and its own bias). One layer: the emulator's time per step is launches, and
+    /// the stack's layer-to-layer gradient is the decoders' (two layers each).
+    /// </summary>
+    [Encoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 1)]
+    [FeedForward(Inner = 32)]
+    [SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings]
+    public partial record TinyIlgpuBert;
+
+    /// <summary>
+    /// BERT's sequence classifier in a pre-norm variant (the final LayerNorm, as ViT's encoder has it): the pooler
+    /// (dense + tanh on the first token) and the classifier over 3 classes. One layer.
+    /// </summary>
+    [Encoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 1)]
+    [FeedForward(Inner = 32)]
+    [PreNorm(Epsilon = 1e-6), ClassificationHead(Classes = 3)]
+    public partial record TinyIlgpuClassifier;
+
+    /// <summary>ViT's image classifier: 8 x 8 images of 2 channels in 4 x 4 patches (4 patches and the class token), pre-norm, GELU; one layer.</summary>
+    [VisionEncoder(ImageSize = 8, PatchSize = 4, Channels = 2, Hidden = 16, Heads = 2, Layers = 1, Classes = 3)]
+    [FeedForward(Inner = 32)]
+    public partial record TinyIlgpuVit;
 }
+

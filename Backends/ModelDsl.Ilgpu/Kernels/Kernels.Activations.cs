@@ -67,6 +67,18 @@ namespace ModelDsl.Ilgpu
                 (Check.IndexRange(kernel, dInput), dInput, dOutput, input, (int)f);
         }
 
+        /// <summary>
+        /// dInput += dOutput * (1 - output^2): tanh's backward from its output y = tanh(x), which is what the IR saves for it
+        /// (as libtorch does), so the pooler's input need not be kept.
+        /// </summary>
+        public void TanhBackward(ArrayView<float> dInput, ArrayView<float> dOutput, ArrayView<float> output)
+        {
+            const string kernel = nameof(TanhBackward);
+            Check.SameLength(kernel, dInput, (nameof(dOutput), dOutput), (nameof(output), output));
+            Load(nameof(TanhBackwardKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TanhBackwardKernel))
+                (Check.IndexRange(kernel, dInput), dInput, dOutput, output);
+        }
+
         /// <summary>output = f(gate) * up (SwiGLU with Silu, GeGLU with GeluTanh).</summary>
         public void GatedForward(KernelActivation f, ArrayView<float> output, ArrayView<float> gate, ArrayView<float> up)
         {
@@ -100,6 +112,13 @@ namespace ModelDsl.Ilgpu
         [Kernel]
         internal static void ActivationBackwardKernel(Index1D i, ArrayView<float> dInput, ArrayView<float> dOutput, ArrayView<float> input, int f)
             => dInput[i] += dOutput[i] * ActivationDerivative(f, input[i]);
+
+        [Kernel]
+        internal static void TanhBackwardKernel(Index1D i, ArrayView<float> dInput, ArrayView<float> dOutput, ArrayView<float> output)
+        {
+            float y = output[i];
+            dInput[i] += dOutput[i] * (1f - y * y);
+        }
 
         [Kernel]
         internal static void GatedForwardKernel(Index1D i, ArrayView<float> output, ArrayView<float> gate, ArrayView<float> up, int f)

@@ -19,6 +19,7 @@ namespace ModelDsl.Ilgpu
         private MemoryBuffer1D<float, Stride1D.Dense>? arena;
         private long arenaElements;
         private MemoryBuffer1D<int, Stride1D.Dense>? inputs;
+        private MemoryBuffer1D<float, Stride1D.Dense>? images;
         private readonly MemoryBuffer1D<float, Stride1D.Dense> sumOfSquares;
         private (int Batch, int Time) sizedFor;
 
@@ -72,7 +73,14 @@ namespace ModelDsl.Ilgpu
 
         protected ArrayView<int> Targets { get; private set; }
 
+        /// <summary>Token-type ids [Batch, Time] (0 when the caller gives none).</summary>
+        protected ArrayView<int> SegmentIds { get; private set; }
+
+        /// <summary>1 for a real token, 0 for padding [Batch, Time] (all 1 when the caller gives no mask).</summary>
         protected ArrayView<int> PaddingMask { get; private set; }
+
+        /// <summary>Images [Batch, Channels, ImageSize, ImageSize] of a vision model.</summary>
+        protected ArrayView<float> Pixels { get; private set; }
 
         /// <summary>True in a training step (dropout on), false for logits and evaluation losses.</summary>
         protected bool Training { get; private set; }
@@ -146,45 +154,122 @@ namespace ModelDsl.Ilgpu
 
         // ---------------------------------------------------------------- steps
 
-        /// <summary>Uploads a batch of ids (and targets) and sizes the buffers for it; checks every id against the vocabulary.</summary>
-        protected void SetInputs(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time)
+        /// <summary>
+        /// Uploads a batch and sizes the buffers for it, after checking every value: ids against the vocabulary, targets
+        /// (one per token, or with <paramref name="labels"/> one class per sequence) against the vocabulary or the
+        /// classes, segment ids against the segment types, and a padding mask (true for real tokens) of the ids' shape.
+        /// Missing segments are all 0; a missing mask means no padding.
+        /// </summary>
+        protected void SetInputs(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time,
+            ReadOnlySpan<int> segments = default, ReadOnlySpan<bool> mask = default, bool labels = false)
         {
-            if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Model '{Card.Name}': the batch must hold at least one sequence.");
+            CheckBatch(batch);
             if (time < 1 || time > Card.Context)
                 throw new ArgumentOutOfRangeException(nameof(time), time, $"Model '{Card.Name}': sequences have 1 to Context = {Card.Context} tokens, not {time}.");
             long tokens = (long)batch * time;
+            string shape = $"[Batch={batch}, Time={time}]";
             if (ids.Length != tokens)
-                throw new ArgumentException($"Model '{Card.Name}': ids has {ids.Length} elements; [Batch={batch}, Time={time}] needs {tokens}.", nameof(ids));
+                throw new ArgumentException($"Model '{Card.Name}': ids has {ids.Length} elements; {shape} needs {tokens}.", nameof(ids));
             for (int i = 0; i < ids.Length; i++)
                 if ((uint)ids[i] >= (uint)Card.Vocab)
                     throw new ArgumentException($"Model '{Card.Name}': ids[{i / time}, {i % time}] = {ids[i]} is outside the vocabulary [0, Vocab = {Card.Vocab}).", nameof(ids));
-            int counted = 0;
-            if (!targets.IsEmpty)
+            if (!segments.IsEmpty)
             {
-                if (targets.Length != tokens)
-                    throw new ArgumentException($"Model '{Card.Name}': targets has {targets.Length} elements; [Batch={batch}, Time={time}] needs {tokens}.", nameof(targets));
-                for (int i = 0; i < targets.Length; i++)
-                {
-                    if (targets[i] == IgnoredTarget) continue;
-                    if ((uint)targets[i] >= (uint)Card.Vocab)
-                        throw new ArgumentException($"Model '{Card.Name}': targets[{i / time}, {i % time}] = {targets[i]} is neither a token id below Vocab = {Card.Vocab} nor {IgnoredTarget} (ignored).", nameof(targets));
-                    counted++;
-                }
-                if (counted == 0)
-                    throw new ArgumentException($"Model '{Card.Name}': every target is {IgnoredTarget} (ignored): the mean loss of no tokens is undefined.", nameof(targets));
+                if (segments.Length != tokens)
+                    throw new ArgumentException($"Model '{Card.Name}': segments has {segments.Length} elements; {shape} needs {tokens}.", nameof(segments));
+                int types = Math.Max(1, Card.SegmentTypes);
+                for (int i = 0; i < segments.Length; i++)
+                    if ((uint)segments[i] >= (uint)types)
+                        throw new ArgumentException($"Model '{Card.Name}': segments[{i / time}, {i % time}] = {segments[i]} is outside the segment types [0, {types}).", nameof(segments));
             }
+            if (!mask.IsEmpty && mask.Length != tokens)
+                throw new ArgumentException($"Model '{Card.Name}': the padding mask has {mask.Length} elements; {shape} needs {tokens}.", nameof(mask));
+            int counted = labels ? CountTargets(targets, batch, Card.Classes, "labels", $"[Batch={batch}]", i => $"{i}")
+                : CountTargets(targets, tokens, Card.Vocab, "targets", shape, i => $"{i / time}, {i % time}");
 
             SizeBuffers(batch, time);
-            if (inputs is null || inputs.Length < 2 * tokens)
-            {
-                inputs?.Dispose();
-                inputs = Device.Accelerator.Allocate1D<int>(2 * tokens);
-            }
-            Ids = inputs.View.SubView(0, tokens);
-            Targets = inputs.View.SubView(tokens, tokens);
+            var views = InputViews(4 * tokens);
+            Ids = views.SubView(0, tokens);
+            Targets = views.SubView(tokens, targets.IsEmpty ? tokens : targets.Length);
+            SegmentIds = views.SubView(2 * tokens, tokens);
+            PaddingMask = views.SubView(3 * tokens, tokens);
             Ids.CopyFromCPU(ids.ToArray());
             if (!targets.IsEmpty) Targets.CopyFromCPU(targets.ToArray());
+            var host = new int[tokens];
+            if (!segments.IsEmpty) segments.CopyTo(host);
+            SegmentIds.CopyFromCPU(host);
+            for (int i = 0; i < host.Length; i++) host[i] = mask.IsEmpty || mask[i] ? 1 : 0;
+            PaddingMask.CopyFromCPU(host);
             LossScale = counted == 0 ? 0f : 1f / counted;
+        }
+
+        /// <summary>
+        /// Uploads a batch of images [batch, Channels, ImageSize, ImageSize] (row-major floats, every value finite) and
+        /// optional labels [batch], and sizes the buffers for it: the sequences are the Patches + 1 tokens.
+        /// </summary>
+        protected void SetImages(ReadOnlySpan<float> pixels, ReadOnlySpan<int> labels, int batch)
+        {
+            CheckBatch(batch);
+            long perImage = (long)Card.Channels * Card.ImageSize * Card.ImageSize;
+            string wanted = $"[Batch={batch}, Channels={Card.Channels}, ImageSize={Card.ImageSize}, ImageSize={Card.ImageSize}]";
+            if (pixels.Length != batch * perImage)
+                throw new ArgumentException($"Model '{Card.Name}': pixels has {pixels.Length} elements; {wanted} needs {batch * perImage}.", nameof(pixels));
+            for (int i = 0; i < pixels.Length; i++)
+                if (!float.IsFinite(pixels[i]))
+                {
+                    long image = i / perImage, c = i % perImage / (Card.ImageSize * Card.ImageSize), y = i % (Card.ImageSize * Card.ImageSize) / Card.ImageSize;
+                    throw new ArgumentException($"Model '{Card.Name}': pixels[{image}, {c}, {y}, {i % Card.ImageSize}] = {pixels[i]} is not a finite number.", nameof(pixels));
+                }
+            int counted = CountTargets(labels, batch, Card.Classes, "labels", $"[Batch={batch}]", i => $"{i}");
+
+            int side = Card.ImageSize / Card.PatchSize;
+            SizeBuffers(batch, side * side + 1);
+            Targets = InputViews(batch).SubView(0, batch);
+            if (!labels.IsEmpty) Targets.CopyFromCPU(labels.ToArray());
+            if (images is null || images.Length < pixels.Length)
+            {
+                images?.Dispose();
+                images = Device.Accelerator.Allocate1D<float>(pixels.Length);
+            }
+            Pixels = images.View.SubView(0, pixels.Length);
+            Pixels.CopyFromCPU(pixels.ToArray());
+            LossScale = counted == 0 ? 0f : 1f / counted;
+        }
+
+        private void CheckBatch(int batch)
+        {
+            if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Model '{Card.Name}': the batch must hold at least one sequence.");
+        }
+
+        /// <summary>Checks targets (empty: none) and returns how many count (are not <see cref="IgnoredTarget"/>).</summary>
+        private int CountTargets(ReadOnlySpan<int> targets, long expected, int classes, string what, string shape, Func<int, string> at)
+        {
+            if (targets.IsEmpty) return 0;
+            bool labels = what == "labels";
+            if (targets.Length != expected)
+                throw new ArgumentException($"Model '{Card.Name}': {what} has {targets.Length} elements; {shape} needs {expected}.", what);
+            int counted = 0;
+            for (int i = 0; i < targets.Length; i++)
+            {
+                if (targets[i] == IgnoredTarget) continue;
+                if ((uint)targets[i] >= (uint)classes)
+                    throw new ArgumentException($"Model '{Card.Name}': {what}[{at(i)}] = {targets[i]} is neither {(labels ? "a class" : "a token id")} below {(labels ? "Classes" : "Vocab")} = {classes} nor {IgnoredTarget} (ignored).", what);
+                counted++;
+            }
+            if (counted == 0)
+                throw new ArgumentException($"Model '{Card.Name}': every one of the {what} is {IgnoredTarget} (ignored): the mean loss of nothing is undefined.", what);
+            return counted;
+        }
+
+        /// <summary>The integer inputs' device memory, grown on demand.</summary>
+        private ArrayView<int> InputViews(long length)
+        {
+            if (inputs is null || inputs.Length < length)
+            {
+                inputs?.Dispose();
+                inputs = Device.Accelerator.Allocate1D<int>(length);
+            }
+            return inputs.View;
         }
 
         public const int IgnoredTarget = -100;
@@ -280,6 +365,7 @@ namespace ModelDsl.Ilgpu
         {
             arena?.Dispose();
             inputs?.Dispose();
+            images?.Dispose();
             sumOfSquares.Dispose();
             Parameters.Dispose();
             GC.SuppressFinalize(this);
@@ -320,5 +406,108 @@ namespace ModelDsl.Ilgpu
 
         private ReadOnlySpan<int> RequireTargets(ReadOnlySpan<int> targets)
             => targets.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs targets.", nameof(targets)) : targets;
+    }
+
+    /// <summary>
+    /// What the BERT-style bases share: the forward pass over token ids, segment ids (default 0) and a padding mask (true
+    /// for real tokens; default: no padding), which no token attends to. <see cref="PerSequence"/> says whether the
+    /// head predicts one class per sequence or one token per position.
+    /// </summary>
+    public abstract class IlgpuEncoderModel : IlgpuTransformerModel
+    {
+        protected IlgpuEncoderModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        /// <summary>True for a classifier (logits [batch, Classes], labels [batch]), false for a token head (logits [batch, time, Vocab]).</summary>
+        private protected abstract bool PerSequence { get; }
+
+        private string TargetsName => PerSequence ? "labels" : "targets";
+
+        /// <summary>The head's logits (row-major): [batch, Classes] for a classifier, [batch, time, Vocab] for a masked language model.</summary>
+        public float[] Logits(ReadOnlySpan<int> ids, int batch, int time, ReadOnlySpan<int> segments = default, ReadOnlySpan<bool> mask = default)
+        {
+            SetInputs(ids, ReadOnlySpan<int>.Empty, batch, time, segments, mask, PerSequence);
+            RunLogits();
+            var result = new float[PerSequence ? (long)batch * Card.Classes : (long)batch * time * Card.Vocab];
+            LogitsOutput.SubView(0, result.Length).CopyToCPU(result);
+            return result;
+        }
+
+        /// <summary>The mean cross-entropy of the head against <paramref name="targets"/> (-100: ignored; masked language models ignore every unmasked position).</summary>
+        public float Loss(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time, ReadOnlySpan<int> segments = default, ReadOnlySpan<bool> mask = default)
+        {
+            SetInputs(ids, Require(targets), batch, time, segments, mask, PerSequence);
+            return RunLoss();
+        }
+
+        /// <summary>The loss and, in <see cref="ParameterStore.Gradients"/>, its gradient with respect to every parameter.</summary>
+        public float ForwardBackward(ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int time, ReadOnlySpan<int> segments = default, ReadOnlySpan<bool> mask = default)
+        {
+            SetInputs(ids, Require(targets), batch, time, segments, mask, PerSequence);
+            return RunForwardBackward();
+        }
+
+        private ReadOnlySpan<int> Require(ReadOnlySpan<int> targets)
+            => targets.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs {TargetsName}.", TargetsName) : targets;
+    }
+
+    /// <summary>A BERT-style masked language model on ILGPU: logits for every position, the loss over the masked ones (targets -100 elsewhere).</summary>
+    public abstract class IlgpuMaskedLanguageModel : IlgpuEncoderModel
+    {
+        protected IlgpuMaskedLanguageModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        private protected override bool PerSequence => false;
+    }
+
+    /// <summary>A BERT-style sequence classifier on ILGPU: class logits from the pooled first token, labels one per sequence.</summary>
+    public abstract class IlgpuSequenceClassificationModel : IlgpuEncoderModel
+    {
+        protected IlgpuSequenceClassificationModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        private protected override bool PerSequence => true;
+    }
+
+    /// <summary>A ViT-style image classifier on ILGPU: class logits [batch, Classes] for images [batch, Channels, ImageSize, ImageSize].</summary>
+    public abstract class IlgpuImageClassificationModel : IlgpuTransformerModel
+    {
+        protected IlgpuImageClassificationModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        /// <summary>Class logits [batch, Classes] (row-major) for images [batch, Channels, ImageSize, ImageSize] (row-major).</summary>
+        public float[] Logits(ReadOnlySpan<float> pixels, int batch)
+        {
+            SetImages(pixels, ReadOnlySpan<int>.Empty, batch);
+            RunLogits();
+            var result = new float[(long)batch * Card.Classes];
+            LogitsOutput.SubView(0, result.Length).CopyToCPU(result);
+            return result;
+        }
+
+        /// <summary>The mean cross-entropy of the class logits against <paramref name="labels"/> [batch] (-100: ignored).</summary>
+        public float Loss(ReadOnlySpan<float> pixels, ReadOnlySpan<int> labels, int batch)
+        {
+            SetImages(pixels, Require(labels), batch);
+            return RunLoss();
+        }
+
+        /// <summary>The loss and, in <see cref="ParameterStore.Gradients"/>, its gradient with respect to every parameter.</summary>
+        public float ForwardBackward(ReadOnlySpan<float> pixels, ReadOnlySpan<int> labels, int batch)
+        {
+            SetImages(pixels, Require(labels), batch);
+            return RunForwardBackward();
+        }
+
+        private ReadOnlySpan<int> Require(ReadOnlySpan<int> labels)
+            => labels.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs labels.", nameof(labels)) : labels;
     }
 }

@@ -18,7 +18,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
     {
         public static IReadOnlyCollection<OpKind> SupportedOps => IlgpuOps.Supported;
 
-        public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks;
+        public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks.Keys.ToList();
 
         /// <summary>
         /// What the op kinds alone cannot say this backend lacks: dropout on attention probabilities (the flash kernel
@@ -28,7 +28,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             foreach (var (_, op) in graph.AllOps())
             {
-                if (op is AttentionOp { Dropout: > 0 }) yield return ("dropout on attention probabilities", op.Origin);
+                if (op is AttentionOp { Dropout: > 0 })
+                    yield return ("dropout on attention probabilities", graph.Spec.Has(Spec.DslGrammar.Dropout) ? Validation.FindingSite.On(Spec.DslGrammar.Dropout) : op.Origin);
                 if (op is RepeatOp { Carried: not 1 }) yield return ("stacks that carry several values", op.Origin);
             }
             foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
@@ -58,8 +59,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             var graph = plan.Graph;
             var spec = graph.Spec;
-            writer.Line($"/// <summary>{spec.Name} on ILGPU: a causal language model with Hugging Face {graph.Layout} parameter names; every kernel has a hand-derived backward.</summary>");
-            using (writer.Block($"public sealed class IlgpuModel : {Runtime}IlgpuCausalLanguageModel"))
+            writer.Line($"/// <summary>{spec.Name} on ILGPU: {TaskSummary(graph.Task)} with Hugging Face {graph.Layout} parameter names; every kernel has a hand-derived backward.</summary>");
+            using (writer.Block($"public sealed class IlgpuModel : {Runtime}{IlgpuOps.Tasks[graph.Task]}"))
             {
                 ModelConstants.Write(writer, graph);
                 writer.Line();
@@ -83,6 +84,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 ModelConstants.WriteCheckpointNames(writer, graph);
             }
         }
+
+        private static string TaskSummary(ModelTask task) => task switch
+        {
+            ModelTask.CausalLanguageModel => "a causal language model",
+            ModelTask.MaskedLanguageModel => "a masked language model",
+            ModelTask.SequenceClassification => "a sequence classifier",
+            ModelTask.ImageClassification => "an image classifier",
+            _ => task.ToString(),
+        };
 
         private static void WriteParameters(CodeWriter writer, ModelGraph graph)
         {

@@ -164,7 +164,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             InputRole.TokenIds => "Ids",
             InputRole.Targets => "Targets",
+            InputRole.SegmentIds => "SegmentIds",
             InputRole.PaddingMask => "PaddingMask",
+            InputRole.Pixels => "Pixels",
             _ => throw new NotSupportedException($"The ILGPU backend has no input for {role}."),
         };
 

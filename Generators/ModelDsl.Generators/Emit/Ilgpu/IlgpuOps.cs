@@ -22,12 +22,12 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             {
                 RequireTable(w, op);
                 w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
-                w.Line($"Kernels.PositionsForward({w.Out(op)}, {w.Weight(op, 0)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
+                w.Line($"Kernels.PositionsForward({w.Out(op)}, {w.Weight(op, 0)}, Batch, {TimeOf(w, op.Output())}, {w.Width(op.Output())}, offset: 0);", op);
             },
             [OpKind.SinusoidalPositions] = (w, op) =>
             {
                 w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
-                w.Line($"Kernels.SinusoidalPositionsForward({w.Out(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op);
+                w.Line($"Kernels.SinusoidalPositionsForward({w.Out(op)}, Batch, {TimeOf(w, op.Output())}, {w.Width(op.Output())}, offset: 0);", op);
             },
             [OpKind.Rotary] = (w, op) =>
             {
@@ -62,6 +62,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.Plain($"if (Training) Kernels.DropoutForward({w.Out(op)}, {w.Statistic(op, "dropout_mask")}, {w.In(op, 0)}, {Rate(w, op)}, DropoutSeed(site: {DropoutSite(w, op)}, {w.LayerOrZero}));");
                 w.Line($"else Copy({w.Out(op)}, {w.In(op, 0)});", op);
             },
+            [OpKind.PatchEmbedding] = (w, op) => w.Line($"Kernels.PatchEmbeddingForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {Patches(w, op)});", op),
+            [OpKind.ClassToken] = (w, op) => w.Line($"Kernels.ClassTokenForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {ClassToken(w, op)});", op),
+            [OpKind.SelectToken] = (w, op) => w.Line($"Kernels.SelectTokenForward({w.Out(op)}, {w.In(op, 0)}, {SelectToken(w, op)});", op),
             [OpKind.CrossEntropy] = (w, op) => w.Line($"Kernels.CrossEntropyForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))});", op),
             [OpKind.Call] = (w, op) => w.CallForward((CallOp)op),
             [OpKind.Repeat] = (w, op) => w.RepeatForward((RepeatOp)op),
@@ -73,7 +76,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             [OpKind.LearnedPositions] = (w, op) =>
             {
                 if (w.DIn(op, 0) is { } dInput) w.GradientLine($"Kernels.Accumulate({dInput}, {w.DOut(op)});", op.Input(0));
-                w.ParameterGradientLine($"Kernels.PositionsBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, Batch, Time, {w.Width(op.Output())}, offset: 0);", op, 0);
+                w.ParameterGradientLine($"Kernels.PositionsBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, Batch, {TimeOf(w, op.Output())}, {w.Width(op.Output())}, offset: 0);", op, 0);
             },
             [OpKind.SinusoidalPositions] = (w, op) =>
             {
@@ -110,11 +113,17 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 if (op.HasParameter(1))
                     w.ParameterGradientLine($"Kernels.BiasBackward({w.WeightGradient(op, 1)}, {w.DOut(op)}, {rows}, {outputs});", op, 1);
             },
-            [OpKind.Activation] = (w, op) => w.GradientLine($"Kernels.ActivationBackward({Function(((ActivationOp)op).Function)}, {Gradient(w, op, 0)}, {w.DOut(op)}, {w.In(op, 0)});", op.Input(0)),
+            // tanh's backward reads its output, the others their input: what the IR's schedule saves for each.
+            [OpKind.Activation] = (w, op) => w.GradientLine(((ActivationOp)op).Function == ActivationKind.Tanh
+                ? $"Kernels.TanhBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Out(op)});"
+                : $"Kernels.ActivationBackward({Function(((ActivationOp)op).Function)}, {Gradient(w, op, 0)}, {w.DOut(op)}, {w.In(op, 0)});", op.Input(0)),
             [OpKind.GatedActivation] = (w, op) => w.GradientLine($"Kernels.GatedBackward({Function(((GatedActivationOp)op).Function)}, {Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op.Input(0)),
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => "d" + w.ValueOf(o).Name))}: column views of d{w.ValueOf(op.Input(0)).Name}"),
             [OpKind.Attention] = (w, op) => w.GradientLine($"Kernels.AttentionBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {Gradient(w, op, 2)}, {BiasGradient(w, op)}, {w.DOut(op)}, {w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op.Input(0)),
             [OpKind.Dropout] = (w, op) => w.GradientLine($"Kernels.DropoutBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Statistic(op, "dropout_mask")}, {Rate(w, op)});", op.Input(0)),
+            [OpKind.PatchEmbedding] = (w, op) => w.ParameterGradientLine($"Kernels.PatchEmbeddingBackward({w.WeightGradient(op, 0)}, {w.WeightGradient(op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {Patches(w, op)});", op, 0),
+            [OpKind.ClassToken] = (w, op) => w.GradientLine($"Kernels.ClassTokenBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.DOut(op)}, {ClassToken(w, op)});", op.Input(0)),
+            [OpKind.SelectToken] = (w, op) => w.GradientLine($"Kernels.SelectTokenBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {SelectToken(w, op)});", op.Input(0)),
             [OpKind.CrossEntropy] = (w, op) => w.GradientLine($"Kernels.CrossEntropyBackward({Gradient(w, op, 0)}, {w.In(op, 0)}, {w.Statistic(op, "lse")}, {w.In(op, 1)}, {w.Rows(op.Input(0))}, {w.Width(op.Input(0))}, LossScale);", op.Input(0)),
             [OpKind.Call] = (w, op) => w.CallBackward((CallOp)op),
             [OpKind.Repeat] = (w, op) => w.RepeatBackward((RepeatOp)op),
@@ -123,8 +132,14 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>The op kinds this backend generates: those with a forward and a backward writer.</summary>
         public static IReadOnlyCollection<OpKind> Supported => Forward.Keys.Where(Backward.ContainsKey).ToList();
 
-        /// <summary>The tasks whose runtime base class this backend has.</summary>
-        public static readonly IReadOnlyCollection<ModelTask> Tasks = new[] { ModelTask.CausalLanguageModel };
+        /// <summary>The tasks whose runtime base class this backend has, and that class.</summary>
+        public static readonly IReadOnlyDictionary<ModelTask, string> Tasks = new Dictionary<ModelTask, string>
+        {
+            [ModelTask.CausalLanguageModel] = "IlgpuCausalLanguageModel",
+            [ModelTask.MaskedLanguageModel] = "IlgpuMaskedLanguageModel",
+            [ModelTask.SequenceClassification] = "IlgpuSequenceClassificationModel",
+            [ModelTask.ImageClassification] = "IlgpuImageClassificationModel",
+        };
 
         private static string Function(ActivationKind activation) => Runtime + "KernelActivation." + activation;
 
@@ -146,8 +161,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         private static void RequireTable(IlgpuFunctionWriter w, Op op)
         {
-            if (w.Parameter(op, 0).Shape.Count != 2)
-                throw new NotSupportedException("The ILGPU backend adds learned positions from a [Context, Hidden] table only.");
+            var shape = w.Parameter(op, 0).Shape;
+            if (shape.Take(shape.Count - 2).Any(d => d.Size != 1))
+                throw new NotSupportedException("The ILGPU backend adds learned positions from a [positions, Hidden] table only (leading dimensions of 1).");
         }
 
         private static void RequireSameShape(IlgpuFunctionWriter w, Op op)
@@ -169,7 +185,27 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 : width.Symbol.EndsWith("*HeadDim", StringComparison.Ordinal) ? width.Symbol.Substring(0, width.Symbol.Length - "*HeadDim".Length)
                 : $"{width.Expression} / HeadDim";
             string @base = rotary.Base == w.Graph.Spec.Positions.RotaryBase ? "RotaryBase" : Literal(rotary.Base);
-            return $"{w.Rows(op.Input(i))}, Time, {heads}, HeadDim, {w.RowStride(op.Input(i))}, {@base}, offset: 0";
+            return $"{w.Rows(op.Input(i))}, {TimeOf(w, op.Input(i))}, {heads}, HeadDim, {w.RowStride(op.Input(i))}, {@base}, offset: 0";
+        }
+
+        /// <summary>The time axis of a [Batch, time, ...] value: the run-time Time, or a constant (a vision encoder's Patches + 1).</summary>
+        private static string TimeOf(IlgpuFunctionWriter w, int value) => IlgpuPlan.Size(w.ValueOf(value).Shape[1]);
+
+        /// <summary>A patch embedding's sizes: the batch, the image's channels and side, the patch side and the width.</summary>
+        private static string Patches(IlgpuFunctionWriter w, Op op)
+        {
+            var pixels = w.ValueOf(op.Input(0)).Shape;
+            return $"Batch, {pixels[1].Expression}, {pixels[2].Expression}, {w.Parameter(op, 0).Shape[2].Expression}, {w.Width(op.Output())}";
+        }
+
+        /// <summary>A class token's sizes: the batch, the positions before it and the width.</summary>
+        private static string ClassToken(IlgpuFunctionWriter w, Op op) => $"Batch, {TimeOf(w, op.Input(0))}, {w.Width(op.Output())}";
+
+        /// <summary>A token selection's sizes: [Batch, time, width] in, the token's index.</summary>
+        private static string SelectToken(IlgpuFunctionWriter w, Op op)
+        {
+            var shape = w.ValueOf(op.Input(0)).Shape;
+            return $"Batch, {TimeOf(w, op.Input(0))}, {w.Width(op.Input(0))}, index: {((SelectTokenOp)op).Index}";
         }
 
         private static string Mask(IlgpuFunctionWriter w, Op op)
@@ -193,7 +229,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             var a = (AttentionOp)op;
             string scale = a.Scaled ? "1f / global::System.MathF.Sqrt(HeadDim)" : "1f";
             string kvHeads = a.KvHeads == a.Heads ? "Heads" : "KvHeads";
-            return $"new {Runtime}AttentionShape(Batch, Heads, {kvHeads}, HeadDim, Time, KeyTime: Time, QueryOffset: 0, Causal: {Literal(a.Mask == AttentionMask.Causal)}, " +
+            return $"new {Runtime}AttentionShape(Batch, Heads, {kvHeads}, HeadDim, {TimeOf(w, op.Input(0))}, KeyTime: {TimeOf(w, op.Input(1))}, QueryOffset: 0, Causal: {Literal(a.Mask == AttentionMask.Causal)}, " +
                    $"Window: {(a.Window is int window ? Literal(window) : "0")}, Scale: {scale}, " +
                    $"QueryStride: {w.RowStride(op.Input(0))}, KeyStride: {w.RowStride(op.Input(1))}, ValueStride: {w.RowStride(op.Input(2))})";
         }

@@ -116,7 +116,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>Names the generated class or its base already uses.</summary>
         private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
         {
-            "layer", "Ids", "Targets", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
+            "layer", "Ids", "Targets", "SegmentIds", "PaddingMask", "Pixels", "Training", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
         };
 
         /// <summary>"dropout_mask" -> "DropoutMask", "qkv" -> "Qkv".</summary>
@@ -146,9 +146,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         {
             var leading = shape.Take(shape.Count - 1).ToList();
             if (leading.Count == 2 && leading[0] == Dims.Batch && leading[1] == Dims.Time) return "Tokens";
-            return leading.Count == 0 ? "1" : string.Join(" * ", leading.Select(d =>
-                !d.IsStatic ? (d == Dims.Batch ? "Batch" : d == Dims.Tokens ? "Tokens" : "Time") : d.Expression));
+            return leading.Count == 0 ? "1" : string.Join(" * ", leading.Select(Size));
         }
+
+        /// <summary>One dimension as a C# expression: the run-time Batch, Time or Tokens, or the declaration's constant.</summary>
+        public static string Size(Dim d)
+            => !d.IsStatic ? (d == Dims.Batch ? "Batch" : d == Dims.Tokens ? "Tokens" : "Time")
+             : d.Expression.IndexOf('+') >= 0 ? "(" + d.Expression + ")" : d.Expression;
 
         /// <summary>The last dimension as a C# expression ("Hidden", "3 * Hidden").</summary>
         public static string Width(EquatableArray<Dim> shape) => shape[shape.Count - 1].Expression;

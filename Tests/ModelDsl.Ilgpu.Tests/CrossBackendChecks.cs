@@ -1,0 +1,80 @@
+using System;
+using System.IO;
+using System.Linq;
+using ModelDsl.TorchSharp;
+using TorchSharp;
+using Xunit;
+using static ModelDsl.Ilgpu.Tests.TestDevice;
+
+namespace ModelDsl.Ilgpu.Tests
+{
+    /// <summary>
+    /// What every cross-backend test does the same way: the same weights on both backends, every parameter gradient
+    /// compared, libtorch's AdamW with the TorchSharp trainer's parameter groups, and the weights compared after training.
+    /// Tolerances are float32's: both compute in float32 with different summation orders (SIMT matmul vs MKL/OpenBLAS,
+    /// online softmax vs libtorch's), so agreement is to ~1e-5 relative to each tensor's scale.
+    /// </summary>
+    internal static class CrossBackendChecks
+    {
+        public const float LearningRate = 3e-3f, Beta1 = 0.9f, Beta2 = 0.95f, Epsilon = 1e-8f, WeightDecay = 0.1f, Clip = 1.0f;
+
+        /// <summary>
+        /// Gives <paramref name="model"/> the reference's weights through a safetensors file in <paramref name="folder"/>,
+        /// after moving the reference's biases and gains off their initial 0 and 1, so their gradients and uses are checked too.
+        /// </summary>
+        public static TModel Transfer<TModel>(TransformerModel reference, TModel model, string folder) where TModel : IlgpuTransformerModel
+        {
+            using (torch.no_grad())
+                foreach (var (_, p) in reference.named_parameters())
+                    if (p.dim() == 1) p.add_(torch.randn_like(p) * 0.1);
+            string path = Path.Combine(folder, "weights.safetensors");
+            reference.SaveSafetensors(path);
+            model.LoadSafetensors(path);
+            return model;
+        }
+
+        /// <summary>Every parameter gradient of the ILGPU model equals autograd's (after the reference's backward).</summary>
+        public static void AssertGradients(TransformerModel reference, IlgpuTransformerModel model)
+        {
+            foreach (var (name, p) in reference.named_parameters())
+            {
+                var grad = p.grad ?? throw new InvalidOperationException(name + " has no gradient");
+                double scale = grad.abs().max().item<float>();
+                AssertClose(grad, model.Parameters.GetGradient(name), 1e-5 * Math.Max(scale, 1e-3) + 1e-7, 2e-4, "d " + name);
+            }
+        }
+
+        /// <summary>libtorch's AdamW over the reference, weight decay on matrices only (the trainer's groups; the ILGPU store decays the same).</summary>
+        public static torch.optim.Optimizer AdamW(TransformerModel reference)
+        {
+            var parameters = reference.parameters().ToList();
+            return torch.optim.AdamW(new[]
+            {
+                new global::TorchSharp.Modules.AdamW.ParamGroup(parameters.Where(p => p.dim() >= 2), LearningRate, Beta1, Beta2, Epsilon, WeightDecay),
+                new global::TorchSharp.Modules.AdamW.ParamGroup(parameters.Where(p => p.dim() < 2), LearningRate, Beta1, Beta2, Epsilon, 0.0),
+            }, LearningRate, Beta1, Beta2, Epsilon, WeightDecay);
+        }
+
+        /// <summary>One reference step after its backward: clip to the global norm, then AdamW.</summary>
+        public static void ReferenceStep(TransformerModel reference, torch.optim.Optimizer optimizer)
+        {
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), Clip);
+            optimizer.step();
+        }
+
+        /// <summary>The ILGPU model's step with the same hyper-parameters.</summary>
+        public static void Step(IlgpuTransformerModel model, int step)
+            => model.AdamWStep(step, LearningRate, Beta1, Beta2, Epsilon, WeightDecay, Clip);
+
+        /// <summary>The loss curves drift apart only by float32 rounding; after 20 steps that is still far below 1e-3.</summary>
+        public static void AssertSameLoss(float expected, float actual, int step)
+            => Assert.True(Math.Abs(expected - actual) < 1e-3, $"step {step}: ILGPU loss {actual}, libtorch {expected}");
+
+        /// <summary>After training, every weight agrees.</summary>
+        public static void AssertWeights(TransformerModel reference, IlgpuTransformerModel model, int steps)
+        {
+            foreach (var (name, p) in reference.named_parameters())
+                AssertClose(p.detach(), model.Parameters.Get(name), 2e-4, 2e-3, name + $" after {steps} steps");
+        }
+    }
+}
