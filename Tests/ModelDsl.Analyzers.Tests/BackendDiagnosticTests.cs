@@ -71,7 +71,8 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings]")]
         [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), PreNorm, ClassificationHead(Classes = 3)]")]
         [InlineData("[VisionEncoder(ImageSize = 32, PatchSize = 8, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]")]
-        public Task The_ILGPU_backend_generates_decoders_BERT_and_ViT(string attributes) => VerifyAsync(
+        [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings]")]
+        public Task The_ILGPU_backend_generates_decoders_BERT_ViT_and_T5(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
 
         [Fact]
@@ -80,7 +81,7 @@ namespace ModelDsl.Analyzers.Tests
             [{|MDSL0100:MixtureOfExperts(Experts = 4)|}]
             public partial record M;
 
-            [{|MDSL0100:EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2)|}, RelativePositions]
+            [EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), {|MDSL0100:Lora|}]
             public partial record T;
 
             [Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), {|MDSL0100:Dropout(0.1)|}]

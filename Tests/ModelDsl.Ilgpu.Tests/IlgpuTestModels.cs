@@ -49,5 +49,16 @@ namespace ModelDsl.Ilgpu.Tests
     [VisionEncoder(ImageSize = 8, PatchSize = 4, Channels = 2, Hidden = 16, Heads = 2, Layers = 1, Classes = 3)]
     [FeedForward(Inner = 32)]
     public partial record TinyIlgpuVit;
+
+    /// <summary>
+    /// T5's encoder-decoder: relative position bias (8 buckets, bidirectional in the encoder and causal in the decoder,
+    /// computed once per stack), T5's RMS norm, ReLU, no biases, a head dimension (6) independent of the width, unscaled
+    /// attention, cross-attention over a padded source, the tied head rescaled by Hidden^-0.5.
+    /// </summary>
+    [EncoderDecoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, EncoderLayers = 1, DecoderLayers = 2)]
+    [Attention(HeadDim = 6, Bias = false)]
+    [FeedForward(Inner = 32, Activation = Activation.Relu, Bias = false)]
+    [RelativePositions(Buckets = 8, MaxDistance = 12), TiedEmbeddings]
+    public partial record TinyIlgpuT5;
 }
 

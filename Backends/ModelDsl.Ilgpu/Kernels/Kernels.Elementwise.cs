@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 
 namespace ModelDsl.Ilgpu
 {
-    // Element-wise arithmetic: residual additions and the gradient sums of values read twice.
+    // Element-wise arithmetic: residual additions, the gradient sums of values read twice, scaled gradients.
     public sealed partial class Kernels
     {
         /// <summary>output = a + b (all of one length).</summary>
@@ -21,6 +21,17 @@ namespace ModelDsl.Ilgpu
             Load(nameof(AccumulateKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(AccumulateKernel))
                 ((int)destination.Length, destination, source);
         }
+
+        /// <summary>destination += factor * source: the backward of a scaling (T5's tied head multiplies by Hidden^-0.5).</summary>
+        public void AccumulateScaled(ArrayView<float> destination, ArrayView<float> source, float factor)
+        {
+            Check.SameLength(nameof(AccumulateScaled), destination, (nameof(source), source));
+            Load(nameof(AccumulateScaledKernel), acc => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float>(AccumulateScaledKernel))
+                ((int)destination.Length, destination, source, factor);
+        }
+
+        [Kernel]
+        internal static void AccumulateScaledKernel(Index1D i, ArrayView<float> destination, ArrayView<float> source, float factor) => destination[i] += factor * source[i];
 
         [Kernel]
         internal static void AddKernel(Index1D i, ArrayView<float> output, ArrayView<float> a, ArrayView<float> b) => output[i] = a[i] + b[i];

@@ -4,13 +4,14 @@ using ILGPU;
 namespace ModelDsl.Ilgpu
 {
     /// <summary>
-    /// One buffer of a generated model's plan: its size per copy as a function of the run-time batch and time, and
+    /// One buffer of a generated model's plan: its size per copy as a function of the run-time batch, time and (for an
+    /// encoder-decoder's encoder side) source time, and
     /// its copies (one per layer for activations the backward pass reads, else one). The model binds every buffer to
     /// a slice of one device allocation, sized for the largest batch and time it has seen.
     /// </summary>
     public sealed class DeviceBuffer
     {
-        private readonly Func<int, int, long> elements;
+        private readonly Func<int, int, int, long> elements;
         private ArrayView<float> view;
         private long perCopy;
 
@@ -19,6 +20,15 @@ namespace ModelDsl.Ilgpu
         /// <param name="copies">One per layer when the backward pass reads every layer's value, else one.</param>
         /// <param name="bytesPerElement">4 for float buffers; 1 for byte masks (dropout), packed four to a float of the allocation.</param>
         public DeviceBuffer(string name, Func<int, int, long> elements, int copies = 1, int bytesPerElement = 4)
+            : this(name, (b, t, _) => elements(b, t), copies, bytesPerElement)
+        {
+        }
+
+        /// <param name="name">The plan's name of the buffer, for errors.</param>
+        /// <param name="elements">Elements of one copy for (batch, time, source time).</param>
+        /// <param name="copies">One per layer when the backward pass reads every layer's value, else one.</param>
+        /// <param name="bytesPerElement">4 for float buffers; 1 for byte masks (dropout), packed four to a float of the allocation.</param>
+        public DeviceBuffer(string name, Func<int, int, int, long> elements, int copies = 1, int bytesPerElement = 4)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
             if (bytesPerElement is not (1 or 4)) throw new ArgumentOutOfRangeException(nameof(bytesPerElement), bytesPerElement, "Buffers hold floats (4) or bytes (1).");
@@ -35,11 +45,12 @@ namespace ModelDsl.Ilgpu
 
         public int BytesPerElement { get; }
 
-        /// <summary>Elements of one copy for a batch of <paramref name="batch"/> sequences of <paramref name="time"/> tokens.</summary>
-        public long ElementsPerCopy(int batch, int time) => elements(batch, time);
+        /// <summary>Elements of one copy for a batch of <paramref name="batch"/> sequences of <paramref name="time"/> tokens (and <paramref name="sourceTime"/> source tokens).</summary>
+        public long ElementsPerCopy(int batch, int time, int sourceTime = 0) => elements(batch, time, sourceTime);
 
         /// <summary>Floats of the allocation one copy takes (a byte buffer is rounded up to whole floats).</summary>
-        public long FloatsPerCopy(int batch, int time) => BytesPerElement == 4 ? elements(batch, time) : (elements(batch, time) + 3) / 4;
+        public long FloatsPerCopy(int batch, int time, int sourceTime = 0)
+            => BytesPerElement == 4 ? elements(batch, time, sourceTime) : (elements(batch, time, sourceTime) + 3) / 4;
 
         /// <summary>Copy <paramref name="copy"/> of a byte buffer.</summary>
         public ArrayView<byte> Bytes(int copy)

@@ -21,7 +21,7 @@ namespace ModelDsl.Ilgpu
         private MemoryBuffer1D<int, Stride1D.Dense>? inputs;
         private MemoryBuffer1D<float, Stride1D.Dense>? images;
         private readonly MemoryBuffer1D<float, Stride1D.Dense> sumOfSquares;
-        private (int Batch, int Time) sizedFor;
+        private (int Batch, int Time, int SourceTime) sizedFor;
 
         protected IlgpuTransformerModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
         {
@@ -69,6 +69,9 @@ namespace ModelDsl.Ilgpu
 
         protected int Tokens => Batch * Time;
 
+        /// <summary>The source sequence's length (an encoder-decoder's encoder side), else 0.</summary>
+        protected int SourceTime { get; private set; }
+
         protected ArrayView<int> Ids { get; private set; }
 
         protected ArrayView<int> Targets { get; private set; }
@@ -78,6 +81,12 @@ namespace ModelDsl.Ilgpu
 
         /// <summary>1 for a real token, 0 for padding [Batch, Time] (all 1 when the caller gives no mask).</summary>
         protected ArrayView<int> PaddingMask { get; private set; }
+
+        /// <summary>Source token ids [Batch, SourceTime] of an encoder-decoder.</summary>
+        protected ArrayView<int> SourceIds { get; private set; }
+
+        /// <summary>1 for a real source token, 0 for padding [Batch, SourceTime] (all 1 when the caller gives no mask).</summary>
+        protected ArrayView<int> SourceMask { get; private set; }
 
         /// <summary>Images [Batch, Channels, ImageSize, ImageSize] of a vision model.</summary>
         protected ArrayView<float> Pixels { get; private set; }
@@ -168,11 +177,7 @@ namespace ModelDsl.Ilgpu
                 throw new ArgumentOutOfRangeException(nameof(time), time, $"Model '{Card.Name}': sequences have 1 to Context = {Card.Context} tokens, not {time}.");
             long tokens = (long)batch * time;
             string shape = $"[Batch={batch}, Time={time}]";
-            if (ids.Length != tokens)
-                throw new ArgumentException($"Model '{Card.Name}': ids has {ids.Length} elements; {shape} needs {tokens}.", nameof(ids));
-            for (int i = 0; i < ids.Length; i++)
-                if ((uint)ids[i] >= (uint)Card.Vocab)
-                    throw new ArgumentException($"Model '{Card.Name}': ids[{i / time}, {i % time}] = {ids[i]} is outside the vocabulary [0, Vocab = {Card.Vocab}).", nameof(ids));
+            CheckIds(ids, tokens, time, "ids", shape);
             if (!segments.IsEmpty)
             {
                 if (segments.Length != tokens)
@@ -201,6 +206,50 @@ namespace ModelDsl.Ilgpu
             for (int i = 0; i < host.Length; i++) host[i] = mask.IsEmpty || mask[i] ? 1 : 0;
             PaddingMask.CopyFromCPU(host);
             LossScale = counted == 0 ? 0f : 1f / counted;
+        }
+
+        /// <summary>
+        /// Uploads a sequence-to-sequence batch and sizes the buffers for it: source ids [batch, sourceTime] with an
+        /// optional source padding mask (true for real tokens), the decoder's input ids [batch, time] and optional
+        /// targets [batch, time] (-100: ignored), every value checked. The encoder's padding mask is the source mask.
+        /// </summary>
+        protected void SetSequencePair(ReadOnlySpan<int> source, ReadOnlySpan<bool> sourceMask, ReadOnlySpan<int> ids, ReadOnlySpan<int> targets,
+            int batch, int sourceTime, int time)
+        {
+            CheckBatch(batch);
+            foreach (var (name, length) in new[] { ("sourceTime", sourceTime), ("time", time) })
+                if (length < 1 || length > Card.Context)
+                    throw new ArgumentOutOfRangeException(name, length, $"Model '{Card.Name}': {(name == "time" ? "target" : "source")} sequences have 1 to Context = {Card.Context} tokens, not {length}.");
+            long sources = (long)batch * sourceTime, tokens = (long)batch * time;
+            CheckIds(source, sources, sourceTime, "source", $"[Batch={batch}, SourceTime={sourceTime}]");
+            CheckIds(ids, tokens, time, "ids", $"[Batch={batch}, Time={time}]");
+            if (!sourceMask.IsEmpty && sourceMask.Length != sources)
+                throw new ArgumentException($"Model '{Card.Name}': the source mask has {sourceMask.Length} elements; [Batch={batch}, SourceTime={sourceTime}] needs {sources}.", nameof(sourceMask));
+            int counted = CountTargets(targets, tokens, Card.Vocab, "targets", $"[Batch={batch}, Time={time}]", i => $"{i / time}, {i % time}");
+
+            SizeBuffers(batch, time, sourceTime);
+            var views = InputViews(2 * tokens + 2 * sources);
+            Ids = views.SubView(0, tokens);
+            Targets = views.SubView(tokens, tokens);
+            SourceIds = views.SubView(2 * tokens, sources);
+            SourceMask = views.SubView(2 * tokens + sources, sources);
+            PaddingMask = SourceMask;
+            Ids.CopyFromCPU(ids.ToArray());
+            if (!targets.IsEmpty) Targets.CopyFromCPU(targets.ToArray());
+            SourceIds.CopyFromCPU(source.ToArray());
+            var host = new int[sources];
+            for (int i = 0; i < host.Length; i++) host[i] = sourceMask.IsEmpty || sourceMask[i] ? 1 : 0;
+            SourceMask.CopyFromCPU(host);
+            LossScale = counted == 0 ? 0f : 1f / counted;
+        }
+
+        private void CheckIds(ReadOnlySpan<int> ids, long expected, int time, string name, string shape)
+        {
+            if (ids.Length != expected)
+                throw new ArgumentException($"Model '{Card.Name}': {name} has {ids.Length} elements; {shape} needs {expected}.", name);
+            for (int i = 0; i < ids.Length; i++)
+                if ((uint)ids[i] >= (uint)Card.Vocab)
+                    throw new ArgumentException($"Model '{Card.Name}': {name}[{i / time}, {i % time}] = {ids[i]} is outside the vocabulary [0, Vocab = {Card.Vocab}).", name);
         }
 
         /// <summary>
@@ -274,15 +323,16 @@ namespace ModelDsl.Ilgpu
 
         public const int IgnoredTarget = -100;
 
-        /// <summary>Binds every buffer of the plan for [batch, time], growing the one allocation when it is too small.</summary>
-        private void SizeBuffers(int batch, int time)
+        /// <summary>Binds every buffer of the plan for [batch, time] (and source time), growing the one allocation when it is too small.</summary>
+        private void SizeBuffers(int batch, int time, int sourceTime = 0)
         {
             Batch = batch;
             Time = time;
-            if (sizedFor == (batch, time)) return;
+            SourceTime = sourceTime;
+            if (sizedFor == (batch, time, sourceTime)) return;
             var buffers = Buffers.ToList();
             long total = 0;
-            foreach (var b in buffers) total = checked(total + b.FloatsPerCopy(batch, time) * b.Copies);
+            foreach (var b in buffers) total = checked(total + b.FloatsPerCopy(batch, time, sourceTime) * b.Copies);
             if (arena is null || total > arenaElements)
             {
                 arena?.Dispose();
@@ -292,15 +342,15 @@ namespace ModelDsl.Ilgpu
             long offset = 0;
             foreach (var b in buffers)
             {
-                long perCopy = b.FloatsPerCopy(batch, time);
-                b.Bind(arena.View.SubView(offset, perCopy * b.Copies), perCopy, b.ElementsPerCopy(batch, time));
+                long perCopy = b.FloatsPerCopy(batch, time, sourceTime);
+                b.Bind(arena.View.SubView(offset, perCopy * b.Copies), perCopy, b.ElementsPerCopy(batch, time, sourceTime));
                 offset += perCopy * b.Copies;
             }
-            sizedFor = (batch, time);
+            sizedFor = (batch, time, sourceTime);
         }
 
-        /// <summary>Bytes of the buffer plan for [batch, time] (what a step allocates beyond the parameters and optimizer state).</summary>
-        public long PlanBytes(int batch, int time) => 4 * Buffers.Sum(b => b.FloatsPerCopy(batch, time) * b.Copies);
+        /// <summary>Bytes of the buffer plan for [batch, time] (and source time: what a step allocates beyond the parameters and optimizer state).</summary>
+        public long PlanBytes(int batch, int time, int sourceTime = 0) => 4 * Buffers.Sum(b => b.FloatsPerCopy(batch, time, sourceTime) * b.Copies);
 
         /// <summary>The forward pass in evaluation mode (no dropout).</summary>
         protected void RunLogits()
@@ -510,4 +560,44 @@ namespace ModelDsl.Ilgpu
         private ReadOnlySpan<int> Require(ReadOnlySpan<int> labels)
             => labels.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs labels.", nameof(labels)) : labels;
     }
+
+    /// <summary>
+    /// A T5-style encoder-decoder on ILGPU: logits [batch, time, Vocab] for the decoder's input ids given source ids
+    /// (teacher forcing), the loss against the targets, and training steps.
+    /// </summary>
+    public abstract class IlgpuSequenceToSequenceModel : IlgpuTransformerModel
+    {
+        protected IlgpuSequenceToSequenceModel(IlgpuDevice device, ModelCard card, IReadOnlyList<ParameterInfo> parameters, ulong seed)
+            : base(device, card, parameters, seed)
+        {
+        }
+
+        /// <summary>Logits [batch, time, Vocab] for decoder input ids [batch, time] given source ids [batch, sourceTime] (mask: true for real source tokens; default: none padded).</summary>
+        public float[] Logits(ReadOnlySpan<int> source, ReadOnlySpan<int> ids, int batch, int sourceTime, int time, ReadOnlySpan<bool> sourceMask = default)
+        {
+            SetSequencePair(source, sourceMask, ids, ReadOnlySpan<int>.Empty, batch, sourceTime, time);
+            RunLogits();
+            var result = new float[(long)batch * time * Card.Vocab];
+            LogitsOutput.SubView(0, result.Length).CopyToCPU(result);
+            return result;
+        }
+
+        /// <summary>The mean cross-entropy of the decoder's predictions against <paramref name="targets"/> [batch, time] (-100: ignored).</summary>
+        public float Loss(ReadOnlySpan<int> source, ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int sourceTime, int time, ReadOnlySpan<bool> sourceMask = default)
+        {
+            SetSequencePair(source, sourceMask, ids, Require(targets), batch, sourceTime, time);
+            return RunLoss();
+        }
+
+        /// <summary>The loss and, in <see cref="ParameterStore.Gradients"/>, its gradient with respect to every parameter.</summary>
+        public float ForwardBackward(ReadOnlySpan<int> source, ReadOnlySpan<int> ids, ReadOnlySpan<int> targets, int batch, int sourceTime, int time, ReadOnlySpan<bool> sourceMask = default)
+        {
+            SetSequencePair(source, sourceMask, ids, Require(targets), batch, sourceTime, time);
+            return RunForwardBackward();
+        }
+
+        private ReadOnlySpan<int> Require(ReadOnlySpan<int> targets)
+            => targets.IsEmpty ? throw new ArgumentException($"Model '{Card.Name}': the loss needs targets.", nameof(targets)) : targets;
+    }
 }
+

@@ -91,6 +91,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             ModelTask.MaskedLanguageModel => "a masked language model",
             ModelTask.SequenceClassification => "a sequence classifier",
             ModelTask.ImageClassification => "an image classifier",
+            ModelTask.SequenceToSequence => "an encoder-decoder (sequence to sequence)",
             _ => task.ToString(),
         };
 

@@ -167,6 +167,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             InputRole.SegmentIds => "SegmentIds",
             InputRole.PaddingMask => "PaddingMask",
             InputRole.Pixels => "Pixels",
+            InputRole.SourceIds => "SourceIds",
+            InputRole.SourceMask => "SourceMask",
             _ => throw new NotSupportedException($"The ILGPU backend has no input for {role}."),
         };
 
@@ -239,7 +241,10 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public void CallBackward(CallOp call)
         {
             var callee = Graph.Function(call.Function);
-            GradientLine($"{BackwardName(callee)}({string.Join(", ", BackwardArguments(callee, call.Inputs.AsImmutableArray(), call.Outputs.AsImmutableArray(), "layer"))});", call.Input(0));
+            string code = $"{BackwardName(callee)}({string.Join(", ", BackwardArguments(callee, call.Inputs.AsImmutableArray(), call.Outputs.AsImmutableArray(), "layer"))});";
+            // Commented with the first input gradient it writes (a call over ids alone, like an encoder's, writes none).
+            if (call.Inputs.FirstOrDefault(Plan.NeedsGradient) is var input && Plan.NeedsGradient(input)) GradientLine(code, input);
+            else Plain(code);
         }
 
         private IEnumerable<string> BackwardArguments(Function callee, IReadOnlyList<int> inputs, IReadOnlyList<int> outputs, string layer,

@@ -34,6 +34,12 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 for (int i = 0; i < 2; i++)
                     w.Line($"Kernels.RotaryForward({w.Out(op, i)}, {w.In(op, i)}, {Rotary(w, op, i)});", op, i);
             },
+            [OpKind.RelativePositionBias] = (w, op) => w.Line($"Kernels.RelativePositionBiasForward({w.Out(op)}, {w.Weight(op, 0)}, {RelativeBias(w, op)});", op),
+            [OpKind.Scale] = (w, op) =>
+            {
+                w.Plain($"Copy({w.Out(op)}, {w.In(op, 0)});");
+                w.Line($"Kernels.Scale({w.Out(op)}, (float)({((ScaleOp)op).FactorExpression}));", op);
+            },
             [OpKind.Add] = (w, op) =>
             {
                 RequireSameShape(w, op);
@@ -87,6 +93,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 for (int i = 1; i >= 0; i--)
                     if (w.DIn(op, i) is { } dInput) w.GradientLine($"Kernels.RotaryBackward({dInput}, {w.DOut(op, i)}, {Rotary(w, op, i)});", op.Input(i));
             },
+            // The bias depends on positions only: the input (whose length it takes) gets no gradient.
+            [OpKind.RelativePositionBias] = (w, op) => w.ParameterGradientLine($"Kernels.RelativePositionBiasBackward({w.WeightGradient(op, 0)}, {w.DOut(op)}, {RelativeBias(w, op)});", op, 0),
+            [OpKind.Scale] = (w, op) => w.GradientLine($"Kernels.AccumulateScaled({Gradient(w, op, 0)}, {w.DOut(op)}, (float)({((ScaleOp)op).FactorExpression}));", op.Input(0)),
             [OpKind.Add] = (w, op) =>
             {
                 for (int i = 0; i < 2; i++)
@@ -139,6 +148,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             [ModelTask.MaskedLanguageModel] = "IlgpuMaskedLanguageModel",
             [ModelTask.SequenceClassification] = "IlgpuSequenceClassificationModel",
             [ModelTask.ImageClassification] = "IlgpuImageClassificationModel",
+            [ModelTask.SequenceToSequence] = "IlgpuSequenceToSequenceModel",
         };
 
         private static string Function(ActivationKind activation) => Runtime + "KernelActivation." + activation;
@@ -200,6 +210,16 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         /// <summary>A class token's sizes: the batch, the positions before it and the width.</summary>
         private static string ClassToken(IlgpuFunctionWriter w, Op op) => $"Batch, {TimeOf(w, op.Input(0))}, {w.Width(op.Output())}";
+
+        /// <summary>A relative position bias's sizes: heads, query and key lengths (the bias is [Heads, time, keys]), direction, buckets, max distance.</summary>
+        private static string RelativeBias(IlgpuFunctionWriter w, Op op)
+        {
+            var bias = (RelativePositionBiasOp)op;
+            var shape = w.ValueOf(op.Output()).Shape;
+            string buckets = bias.Buckets == w.Graph.Spec.Positions.RelativeBuckets ? "Buckets" : Literal(bias.Buckets);
+            string distance = bias.MaxDistance == w.Graph.Spec.Positions.RelativeMaxDistance ? "MaxDistance" : Literal(bias.MaxDistance);
+            return $"{shape[0].Expression}, {IlgpuPlan.Size(shape[1])}, {IlgpuPlan.Size(shape[2])}, bidirectional: {Literal(bias.Bidirectional)}, {buckets}, {distance}";
+        }
 
         /// <summary>A token selection's sizes: [Batch, time, width] in, the token's index.</summary>
         private static string SelectToken(IlgpuFunctionWriter w, Op op)

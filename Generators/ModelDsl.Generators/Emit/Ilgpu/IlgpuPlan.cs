@@ -116,7 +116,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>Names the generated class or its base already uses.</summary>
         private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
         {
-            "layer", "Ids", "Targets", "SegmentIds", "PaddingMask", "Pixels", "Training", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
+            "layer", "Ids", "Targets", "SegmentIds", "PaddingMask", "SourceIds", "SourceMask", "SourceTime", "Pixels", "Training", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
         };
 
         /// <summary>"dropout_mask" -> "DropoutMask", "qkv" -> "Qkv".</summary>
@@ -135,13 +135,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public static string Elements(EquatableArray<Dim> shape)
         {
             var factors = shape.Select(d =>
-                !d.IsStatic ? (d == Dims.Batch ? "b" : d == Dims.Tokens ? "b * t" : d == Dims.Time || d == Dims.KeyTime ? "t"
+                !d.IsStatic ? (d == Dims.Batch ? "b" : d == Dims.Tokens ? "b * t" : d == Dims.Time || d == Dims.KeyTime ? "t" : d == Dims.SourceTime ? "s"
                     : throw new NotSupportedException($"The ILGPU backend has no run-time size for {d.Symbol}."))
                 : d.Expression.IndexOf('+') >= 0 ? "(" + d.Expression + ")" : d.Expression).ToList();
-            return factors.Count == 0 ? "(b, t) => 1L" : "(b, t) => (long)" + string.Join(" * ", factors);
+            // Only an encoder-decoder's source-side buffers depend on the source length (the three-argument form).
+            string parameters = shape.Contains(Dims.SourceTime) ? "(b, t, s)" : "(b, t)";
+            return factors.Count == 0 ? parameters + " => 1L" : parameters + " => (long)" + string.Join(" * ", factors);
         }
 
-        /// <summary>The rows of a value (every dimension but the last) as a C# expression over Batch, Time and Tokens.</summary>
+        /// <summary>The rows of a value (every dimension but the last) as a C# expression over Batch, Time, SourceTime and Tokens.</summary>
         public static string Rows(EquatableArray<Dim> shape)
         {
             var leading = shape.Take(shape.Count - 1).ToList();
@@ -151,7 +153,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         /// <summary>One dimension as a C# expression: the run-time Batch, Time or Tokens, or the declaration's constant.</summary>
         public static string Size(Dim d)
-            => !d.IsStatic ? (d == Dims.Batch ? "Batch" : d == Dims.Tokens ? "Tokens" : "Time")
+            => !d.IsStatic ? (d == Dims.Batch ? "Batch" : d == Dims.Tokens ? "Tokens" : d == Dims.SourceTime ? "SourceTime" : "Time")
              : d.Expression.IndexOf('+') >= 0 ? "(" + d.Expression + ")" : d.Expression;
 
         /// <summary>The last dimension as a C# expression ("Hidden", "3 * Hidden").</summary>
