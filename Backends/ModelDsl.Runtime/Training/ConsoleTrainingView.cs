@@ -83,8 +83,8 @@ namespace ModelDsl.Training
         void ITrainingObserver.OnStep(TrainingProgress p)
         {
             string text = string.Format(CultureInfo.InvariantCulture,
-                "step {0,6}/{1}  loss {2:F4}  lr {3:0.00e+0}  {4,7:N0} {6}/s  ETA {5}",
-                p.StepsDone, p.TotalSteps, p.SmoothedLoss, p.LearningRate, p.ItemsPerSecond, Format(p.Remaining), unit);
+                "step {0,6}/{1}  loss {2:F4}  lr {3:0.00e+0}  {4,7} {6}/s  ETA {5}",
+                p.StepsDone, p.TotalSteps, p.SmoothedLoss, p.LearningRate, Rate(p.ItemsPerSecond), Format(p.Remaining), unit);
             if (task is not null)
             {
                 task.Description = Markup.Escape(text);
@@ -110,11 +110,15 @@ namespace ModelDsl.Training
         void ITrainingObserver.OnEnd(TrainingReport r)
         {
             console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-                "[green]done[/]: {0:N0} steps in {1} ({2:N0} {6}/s while training); final train loss {3:F4} (mean of last {5}), validation {4}",
-                r.TrainLosses.Count, Format(r.Elapsed), r.ItemsPerSecond, r.MeanTrainLoss(),
+                "[green]done[/]: {0:N0} steps in {1} ({2} {6}/s while training); final train loss {3:F4} (mean of last {5}), validation {4}",
+                r.TrainLosses.Count, Format(r.Elapsed), Rate(r.ItemsPerSecond), r.MeanTrainLoss(),
                 double.IsNaN(r.FinalValidationLoss) ? "n/a" : r.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture),
                 Math.Min(50, r.TrainLosses.Count), r.ItemName));
         }
+
+        /// <summary>A throughput with the digits that matter: 16,384, 42.5, 0.12 (an emulator's images per second is not 0).</summary>
+        internal static string Rate(double perSecond)
+            => perSecond.ToString(perSecond >= 100 ? "N0" : perSecond >= 10 ? "F1" : "0.00", CultureInfo.InvariantCulture);
 
         private static string Format(TimeSpan t) =>
             t.TotalHours >= 1 ? t.ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture) : t.ToString(@"m\:ss", CultureInfo.InvariantCulture);

@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using ModelDsl.Examples.Backends;
+using ModelDsl.Ilgpu;
 using ModelDsl.Text;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
@@ -31,7 +33,7 @@ namespace ModelDsl.Examples.Jobs
                 --threads N              libtorch threads (default 1: faster here, see docs/families/bert.md)
                 --out DIR                where checkpoints, tokenizer and plots go (default ./out)
                 --seed N                 seed for initialisation, batches and masks (default 1337)
-            """;
+            """ + "\n" + BackendOption.Usage;
 
         private const int Classes = 8;
 
@@ -40,7 +42,9 @@ namespace ModelDsl.Examples.Jobs
             TorchSharpRuntime.EnsureLoaded();
             var outDir = Directory.CreateDirectory(options.Get("--out", "out")).FullName;
             ulong seed = (ulong)options.Get("--seed", 1337);
-            int batch = options.Get("--batch", 32);
+            using var device = BackendOption.Open(options, "2 steps of 4 pieces per phase, evaluated on 1 batch, on 24-character pieces");
+            bool emulated = device is { IsEmulator: true };
+            int batch = options.Get("--batch", emulated ? 4 : 32);
 
             var text = Corpus.KingJamesBible();
             var (trainVerses, heldOutVerses) = KjvBooks.Split(KjvBooks.Label(text));
@@ -49,7 +53,7 @@ namespace ModelDsl.Examples.Jobs
                 throw new InvalidOperationException(
                     $"Model 'KjvBert': the tokenizer has {tokenizer.VocabSize} ids (4 special tokens and {tokenizer.Characters.VocabSize} characters) but Vocab is {KjvBert.Card.Vocab}; raise Vocab in Models/BertModels.cs.");
             // Whole verses, in pieces that fit the context ([CLS] piece [SEP]), so no text is cut away.
-            int context = KjvBert.Card.Context;
+            int context = emulated ? 24 : KjvBert.Card.Context;
             var train = Pieces(trainVerses, tokenizer, context);
             var heldOut = Pieces(heldOutVerses, tokenizer, context);
 
@@ -66,7 +70,7 @@ namespace ModelDsl.Examples.Jobs
             double unigram = Entropy.UnigramNats(train.Sequences.SelectMany(s => s.Where(id => !BertCharTokenizer.IsSpecial(id))).ToArray());
             var mlmOptions = new TrainingOptions
             {
-                Steps = options.Get("--steps", 2000),
+                Steps = options.Get("--steps", emulated ? 2 : 2000),
                 BatchSize = batch,
                 SequenceLength = context,
                 LearningRate = options.Get("--lr", 3e-3),
@@ -74,7 +78,7 @@ namespace ModelDsl.Examples.Jobs
                 WeightDecay = 0.01,
                 Beta2 = 0.98,
                 EvalEvery = 250,
-                EvalBatches = 8,
+                EvalBatches = emulated ? 1 : 8,
                 Seed = seed,
                 // With libtorch's default two threads on the shared two-core machine, each op waited for its other
                 // thread: 53 sequences/s against 378 with one (docs/families/bert.md).
@@ -83,10 +87,16 @@ namespace ModelDsl.Examples.Jobs
             torch.manual_seed((long)seed);
             using var mlm = KjvBert.CreateTorchSharp();
             TrainingReport mlmReport;
-            using (var trainer = new ModelTrainer<MaskedBatch>(mlm, mlmOptions))
-                mlmReport = new ConsoleTrainingView().Run(observer => trainer.Train(mlmData, observer));
-            double maskedAccuracy = MaskedTokenAccuracy(mlm, mlmData, mlmOptions, seed);
             var mlmCheckpoint = Path.Combine(outDir, "kjv-bert-mlm.safetensors");
+            if (device is null)
+                using (var trainer = new ModelTrainer<MaskedBatch>(mlm, mlmOptions))
+                    mlmReport = new ConsoleTrainingView().Run(observer => trainer.Train(mlmData, observer));
+            else
+            {
+                using var ilgpu = KjvBert.CreateIlgpu(device, seed);
+                mlmReport = IlgpuRun.Train<MaskedBatch>(mlm, ilgpu, mlmOptions, mlmData, (b, train) => Encoder(ilgpu, b.Ids, b.Targets, b.Segments, b.Mask, train), mlmCheckpoint);
+            }
+            double maskedAccuracy = MaskedTokenAccuracy(mlm, mlmData, mlmOptions, seed);
             mlm.SaveSafetensors(mlmCheckpoint, Metadata("KjvBert", mlmOptions.Steps, "validation_loss", mlmReport.FinalValidationLoss));
             tokenizer.Save(Path.Combine(outDir, "kjv-bert.tokenizer.json"));
             LossPlot.Save(Path.Combine(outDir, "kjv-bert-mlm-loss.png"), mlmReport, new[] { new ReferenceLine("unigram entropy", unigram) },
@@ -100,7 +110,7 @@ namespace ModelDsl.Examples.Jobs
             var books = new SequenceClassificationData(train.Sequences, train.Books, heldOut.Sequences, heldOut.Books, Classes, BertCharTokenizer.Pad);
             var tuneOptions = mlmOptions with
             {
-                Steps = options.Get("--tune-steps", 500),
+                Steps = options.Get("--tune-steps", emulated ? 2 : 500),
                 LearningRate = options.Get("--tune-lr", 1e-3),
                 WarmupSteps = 40,
                 EvalEvery = 100,
@@ -109,8 +119,9 @@ namespace ModelDsl.Examples.Jobs
             var verseLabels = heldOutVerses.Select(v => v.Book).ToArray();
             var trainVerseLabels = trainVerses.Select(v => v.Book).ToArray();
             ClassificationScore Score(int[] predicted) => ClassificationScore.Of(verseLabels, predicted, Classes, trainVerseLabels);
-            var (tuned, tunedReport, tunedVerses) = Classify(books, heldOut.VerseOf, heldOutVerses.Length, tuneOptions, seed, pretrained: mlmCheckpoint);
-            var (scratch, scratchReport, scratchVerses) = Classify(books, heldOut.VerseOf, heldOutVerses.Length, tuneOptions, seed, pretrained: null);
+            string classifierWeights = Path.Combine(outDir, "kjv-bert-books.safetensors");
+            var (tuned, tunedReport, tunedVerses) = Classify(books, heldOut.VerseOf, heldOutVerses.Length, tuneOptions, seed, mlmCheckpoint, device, classifierWeights);
+            var (scratch, scratchReport, scratchVerses) = Classify(books, heldOut.VerseOf, heldOutVerses.Length, tuneOptions, seed, null, device, classifierWeights);
             var tunedScore = Score(tunedVerses);
             var scratchScore = Score(scratchVerses);
             using (tuned)
@@ -148,7 +159,8 @@ namespace ModelDsl.Examples.Jobs
         /// log-probabilities over the verse's pieces.
         /// </summary>
         private static (KjvBertBooks.TorchSharpModel Model, TrainingReport Report, int[] Predicted) Classify(
-            SequenceClassificationData books, int[] verseOf, int verses, TrainingOptions options, ulong seed, string? pretrained)
+            SequenceClassificationData books, int[] verseOf, int verses, TrainingOptions options, ulong seed, string? pretrained,
+            IlgpuDevice? device, string weightsFile)
         {
             torch.manual_seed((long)seed); // both classifiers start from the same initialisation
             var model = KjvBertBooks.CreateTorchSharp();
@@ -157,8 +169,14 @@ namespace ModelDsl.Examples.Jobs
             else
                 Console.WriteLine("Training the same classifier from scratch:");
             TrainingReport report;
-            using (var trainer = new ModelTrainer<ClassificationBatch>(model, options))
-                report = new ConsoleTrainingView().Run(observer => trainer.Train(books, observer));
+            if (device is null)
+                using (var trainer = new ModelTrainer<ClassificationBatch>(model, options))
+                    report = new ConsoleTrainingView().Run(observer => trainer.Train(books, observer));
+            else
+            {
+                using var ilgpu = KjvBertBooks.CreateIlgpu(device, seed);
+                report = IlgpuRun.Train<ClassificationBatch>(model, ilgpu, options, books, (b, train) => Encoder(ilgpu, b.Ids, b.Labels, b.Segments, b.Mask, train), weightsFile);
+            }
 
             model.eval();
             var votes = new double[verses, Classes];
@@ -178,6 +196,16 @@ namespace ModelDsl.Examples.Jobs
                 for (int c = 1; c < Classes; c++)
                     if (votes[v, c] > votes[v, predicted[v]]) predicted[v] = c;
             return (model, report, predicted);
+        }
+
+        /// <summary>One batch on an ILGPU encoder: forward and backward when <paramref name="train"/>, else the loss alone.</summary>
+        private static float Encoder(IlgpuEncoderModel model, Tensor ids, Tensor targets, Tensor? segments, Tensor? mask, bool train)
+        {
+            int batch = (int)ids.shape[0], time = (int)ids.shape[1];
+            var (i, t) = (HostArrays.Ints(ids), HostArrays.Ints(targets));
+            var s = segments is null ? null : HostArrays.Ints(segments);
+            var m = mask is null ? null : HostArrays.Bools(mask);
+            return train ? model.ForwardBackward(i, t, batch, time, s, m) : model.Loss(i, t, batch, time, s, m);
         }
 
         /// <summary>Share of masked positions whose original character is the model's top prediction, over EvalBatches seeded held-out batches.</summary>

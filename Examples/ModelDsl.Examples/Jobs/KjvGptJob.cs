@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using ModelDsl.Examples.Backends;
 using ModelDsl.Ilgpu;
 using ModelDsl.Ilgpu.Training;
 using ModelDsl.Text;
@@ -22,8 +23,7 @@ namespace ModelDsl.Examples.Jobs
                 --out DIR                where the checkpoint, tokenizer and plot go (default ./out)
                 --seed N                 seed for initialisation, batches and sampling (default 1337)
                 --resume true            continue from out/kjv-gpt.training.safetensors (written every 200 steps)
-                --backend NAME           torchsharp (default: libtorch on the CPU) or ilgpu (CUDA when there is an
-                                         NVIDIA GPU, else ILGPU's CPU accelerator, an emulator for checking: slow)
+            """ + "\n" + BackendOption.Usage + "\n" + """
               sample [options]           generate from a saved checkpoint
                 --out DIR                folder holding kjv-gpt.safetensors and kjv-gpt.tokenizer.json (default ./out)
                 --prompt TEXT            (default "And God said")
@@ -52,17 +52,9 @@ namespace ModelDsl.Examples.Jobs
                 "Corpus: King James Bible, Genesis to Ruth ({0:N0} characters, {1} distinct); unigram entropy {2:F3} nats/char ({3:F2} bits)",
                 text.Length, tokenizer.VocabSize, unigram, Entropy.NatsToBits(unigram)));
 
-            string backend = options.Get("--backend", "torchsharp");
-            if (backend is not ("torchsharp" or "ilgpu"))
-                throw new ArgumentException($"--backend is torchsharp or ilgpu, not '{backend}'.");
-            using var device = backend == "ilgpu" ? IlgpuDevice.Best() : null;
+            using var device = BackendOption.Open(options, "2 steps of one 32-character sequence (about half a minute a step)");
             bool emulated = device is { IsEmulator: true };
-            if (device is not null)
-                Console.WriteLine(emulated
-                    ? $"Backend: ILGPU on {device.Description}. It runs every GPU thread as an OS thread, so it checks the kernels rather than trains: without --steps this run is 2 steps of one 32-character sequence (about half a minute a step)."
-                    : $"Backend: ILGPU on {device.Description}.");
-            else
-                Console.WriteLine("Backend: TorchSharp (libtorch, CPU).");
+            string backend = device is null ? "torchsharp" : "ilgpu";
 
             var trainingOptions = new TrainingOptions
             {

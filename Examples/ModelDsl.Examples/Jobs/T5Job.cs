@@ -4,7 +4,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using ModelDsl.Examples.Backends;
 using ModelDsl.Examples.Tasks;
+using ModelDsl.Ilgpu;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
 using ModelDsl.Training;
@@ -29,7 +31,7 @@ namespace ModelDsl.Examples.Jobs
                 --seed N                 seed for initialisation and batches (default 1337)
                 --threads N              libtorch threads (default 1: this model's operations are small, and a second
                                          thread only waits when another program shares the cores)
-            """;
+            """ + "\n" + BackendOption.Usage;
 
         public static int Run(Options options)
         {
@@ -54,29 +56,32 @@ namespace ModelDsl.Examples.Jobs
                 task.MinWords, task.MaxWords, task.Vocabulary.Count, task.Train[0].Source, task.Train[0].Target,
                 task.Train.Count, task.Validation.Count, task.Test.Count));
 
+            using var device = BackendOption.Open(options, "2 steps of 4 fragments, then 20 test fragments decoded on TorchSharp from those weights");
+            bool emulated = device is { IsEmulator: true };
+            if (emulated) test = Sample(task.Test, options.Get("--test", 20), seed);
             using var model = ReverseWordsT5.CreateTorchSharp();
             var trainingOptions = new TrainingOptions
             {
-                Steps = options.Get("--steps", 1000),
-                BatchSize = options.Get("--batch", 128),
+                Steps = options.Get("--steps", emulated ? 2 : 1000),
+                BatchSize = options.Get("--batch", emulated ? 4 : 128),
                 SequenceLength = ReverseWordsT5.Card.Context,
                 LearningRate = options.Get("--lr", 3e-3),
                 WarmupSteps = 50,
                 MinLearningRateRatio = 0.05,
                 WeightDecay = 0.01,
                 EvalEvery = 100,
-                EvalBatches = 8,
+                EvalBatches = emulated ? 1 : 8,
                 Seed = seed,
                 Threads = options.Get("--threads", 1),
             };
-            using var trainer = new ModelTrainer<SequenceToSequenceBatch>(model, trainingOptions);
-            var report = new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
-
             var checkpoint = Path.Combine(outDir, "reverse-words-t5.safetensors");
+            var report = device is null ? TrainOnTorchSharp(model, trainingOptions, data) : TrainOnIlgpu(device, model, trainingOptions, data, checkpoint);
+
             model.SaveSafetensors(checkpoint, new Dictionary<string, string>
             {
                 ["format"] = "pt",
                 ["model"] = "ReverseWordsT5",
+                ["backend"] = device is null ? "torchsharp" : "ilgpu",
                 ["steps"] = trainingOptions.Steps.ToString(CultureInfo.InvariantCulture),
                 ["validation_loss"] = report.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture),
             });
@@ -99,6 +104,30 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "Exact match on {0} held-out fragments: greedy {1:P1}, beam search ({2} beams) {3:P1}.", test.Length, greedy.Accuracy, beams, beam.Accuracy));
             return 0;
+        }
+
+        private static TrainingReport TrainOnTorchSharp(SequenceToSequenceModel model, TrainingOptions trainingOptions, SequenceToSequenceData data)
+        {
+            using var trainer = new ModelTrainer<SequenceToSequenceBatch>(model, trainingOptions);
+            return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
+        }
+
+        /// <summary>
+        /// The same recipe on ILGPU, from and back to the TorchSharp model's weights, which then decode the test fragments
+        /// (the ILGPU backend has no decoding cache yet).
+        /// </summary>
+        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, SequenceToSequenceModel model, TrainingOptions trainingOptions,
+            SequenceToSequenceData data, string checkpoint)
+        {
+            using var t5 = ReverseWordsT5.CreateIlgpu(device, trainingOptions.Seed);
+            return IlgpuRun.Train<SequenceToSequenceBatch>(model, t5, trainingOptions, data, (b, train) =>
+            {
+                int batch = (int)b.Source.shape[0], sourceTime = (int)b.Source.shape[1], time = (int)b.DecoderInput.shape[1];
+                var (source, ids, targets) = (HostArrays.Ints(b.Source), HostArrays.Ints(b.DecoderInput), HostArrays.Ints(b.Targets));
+                var mask = b.SourceMask is null ? null : HostArrays.Bools(b.SourceMask);
+                return train ? t5.ForwardBackward(source, ids, targets, batch, sourceTime, time, mask)
+                    : t5.Loss(source, ids, targets, batch, sourceTime, time, mask);
+            }, checkpoint);
         }
 
         /// <summary>A seeded sample of <paramref name="count"/> pairs (all of them when there are fewer).</summary>

@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using ModelDsl.Examples.Backends;
+using ModelDsl.Ilgpu;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
 using ModelDsl.Training;
@@ -24,7 +26,7 @@ namespace ModelDsl.Examples.Jobs
                 --out DIR                where the checkpoint and plot go (default ./out)
                 --seed N                 seed for initialisation, shuffling and augmentation (default 1337)
                 --threads N              libtorch threads (default 1: faster here, see docs/families/vit.md)
-            """;
+            """ + "\n" + BackendOption.Usage;
 
         private const int ValidationImages = 1000;
 
@@ -48,33 +50,34 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "Forward pass: {0:N1} MFLOPs per image (matrix products; a training step costs about 3x that)", FashionVit.Card.ForwardFlops(1, 0) / 1e6));
 
+            using var device = BackendOption.Open(options, "2 steps of 4 images, then the test accuracy of those weights on TorchSharp");
+            bool emulated = device is { IsEmulator: true };
             using var model = FashionVit.CreateTorchSharp();
             var trainingOptions = new TrainingOptions
             {
-                Steps = options.Get("--steps", 2500),
-                BatchSize = options.Get("--batch", 64),
+                Steps = options.Get("--steps", emulated ? 2 : 2500),
+                BatchSize = options.Get("--batch", emulated ? 4 : 64),
                 LearningRate = options.Get("--lr", 2e-3),
                 WarmupSteps = 50,
                 MinLearningRateRatio = 0.05,
                 WeightDecay = 0.05,
                 Beta2 = 0.99,
                 EvalEvery = 200,
-                EvalBatches = (ValidationImages + 63) / 64,
+                EvalBatches = emulated ? 1 : (ValidationImages + 63) / 64,
                 Seed = seed,
                 // One thread: the matrices of 17 positions x 64 are too small to split, and on a loaded machine two
                 // libtorch threads waited for each other: 32 images/s against 600-740 with one (docs/families/vit.md).
                 Threads = options.Get("--threads", 1),
             };
-            using var trainer = new ModelTrainer<ImageBatch>(model, trainingOptions);
-            var view = new ConsoleTrainingView();
-            var report = view.Run(observer => trainer.Train(data, observer));
+            var checkpoint = Path.Combine(outDir, "fashion-vit.safetensors");
+            var report = device is null ? TrainOnTorchSharp(model, trainingOptions, data) : TrainOnIlgpu(device, model, trainingOptions, data, checkpoint);
 
             var confusion = data.Evaluate(model, test, FashionMnist.ClassNames);
-            var checkpoint = Path.Combine(outDir, "fashion-vit.safetensors");
             model.SaveSafetensors(checkpoint, new Dictionary<string, string>
             {
                 ["format"] = "pt",
                 ["model"] = "FashionVit",
+                ["backend"] = device is null ? "torchsharp" : "ilgpu",
                 ["steps"] = trainingOptions.Steps.ToString(CultureInfo.InvariantCulture),
                 ["pixel_mean"] = data.Mean.ToString("R", CultureInfo.InvariantCulture),
                 ["pixel_std"] = data.StdDev.ToString("R", CultureInfo.InvariantCulture),
@@ -93,6 +96,24 @@ namespace ModelDsl.Examples.Jobs
                 confusion.Accuracy, Enumerable.Range(0, confusion.Classes).Sum(c => confusion[c, c]), confusion.Total,
                 report.InitialValidationLoss, report.FinalValidationLoss, report.ItemsPerSecond));
             Console.WriteLine($"Saved {checkpoint} and {plot}.");
+        }
+
+        private static TrainingReport TrainOnTorchSharp(ImageClassificationModel model, TrainingOptions trainingOptions, ImageClassificationData data)
+        {
+            using var trainer = new ModelTrainer<ImageBatch>(model, trainingOptions);
+            return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
+        }
+
+        /// <summary>The same recipe on ILGPU, from and back to the TorchSharp model's weights, which are then evaluated on the test images.</summary>
+        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, ImageClassificationModel model, TrainingOptions trainingOptions,
+            ImageClassificationData data, string checkpoint)
+        {
+            using var vit = FashionVit.CreateIlgpu(device, trainingOptions.Seed);
+            return IlgpuRun.Train<ImageBatch>(model, vit, trainingOptions, data, (b, train) =>
+            {
+                var (pixels, labels, batch) = (HostArrays.Floats(b.Pixels), HostArrays.Ints(b.Labels), (int)b.Labels.shape[0]);
+                return train ? vit.ForwardBackward(pixels, labels, batch) : vit.Loss(pixels, labels, batch);
+            }, checkpoint);
         }
     }
 }
