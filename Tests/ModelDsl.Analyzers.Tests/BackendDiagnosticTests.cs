@@ -68,7 +68,7 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), Attention(KvHeads = 2, Window = 16, Bias = false), FeedForward(Activation = Activation.SwiGlu, Bias = false), RotaryPositions, PreNorm(Kind = NormKind.RmsNorm)]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.Relu), SinusoidalPositions, PostNorm]")]
-        [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings]")]
+        [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), SegmentEmbeddings, PostNorm(Epsilon = 1e-12), TiedEmbeddings, Dropout(0.1)]")]
         [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), PreNorm, ClassificationHead(Classes = 3)]")]
         [InlineData("[VisionEncoder(ImageSize = 32, PatchSize = 8, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]")]
         [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings]")]
@@ -83,9 +83,6 @@ namespace ModelDsl.Analyzers.Tests
 
             [EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), {|MDSL0100:Lora|}]
             public partial record T;
-
-            [Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), {|MDSL0100:Dropout(0.1)|}]
-            public partial record B;
             """, torchSharp: true, ilgpu: true);
 
         [Fact]

@@ -60,5 +60,11 @@ namespace ModelDsl.Ilgpu.Tests
     [FeedForward(Inner = 32, Activation = Activation.Relu, Bias = false)]
     [RelativePositions(Buckets = 8, MaxDistance = 12), TiedEmbeddings]
     public partial record TinyIlgpuT5;
+
+    /// <summary>GPT-2's layout with dropout (0.1) on the embeddings, the residual branches and the attention probabilities; one layer.</summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 1)]
+    [FeedForward(Inner = 32, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings, Dropout(0.1)]
+    public partial record TinyIlgpuGptDropout;
 }
 

@@ -13,9 +13,13 @@ namespace ModelDsl.Ilgpu
     /// queries). Query i sits at position QueryOffset + i (a decoding step's queries after a cache of QueryOffset keys);
     /// key j is visible to it when (!Causal or j &lt;= QueryOffset + i) and (Window == 0 or j &gt; QueryOffset + i - Window)
     /// and keyPadding[b, j] != 0 (when a padding mask is given). Scores are Scale q.k + bias[h, i, j] (bias optional).
+    /// With <see cref="Dropout"/> &gt; 0 (training), each attention probability P[b, h, i, j] is kept with probability
+    /// 1 - Dropout and scaled by 1 / (1 - Dropout), its mask drawn from (<see cref="DropoutSeed"/>, its index) as the
+    /// dropout kernel draws; the backward passes regenerate the same mask from the same seed.
     /// </summary>
     public readonly record struct AttentionShape(int Batch, int Heads, int KvHeads, int HeadDim, int Time, int KeyTime,
-        int QueryOffset, bool Causal, int Window, float Scale, int QueryStride, int KeyStride, int ValueStride);
+        int QueryOffset, bool Causal, int Window, float Scale, int QueryStride, int KeyStride, int ValueStride,
+        float Dropout = 0f, ulong DropoutSeed = 0);
 
     /// <summary>
     /// <see cref="AttentionShape"/> as the attention kernels read it: flags as ints, and the sizes that follow from the
@@ -25,6 +29,11 @@ namespace ModelDsl.Ilgpu
     {
         public readonly int Batch, Heads, KvHeads, HeadDim, Time, KeyTime, QueryOffset, Causal, Window, QueryStride, KeyStride, ValueStride;
         public readonly float Scale;
+
+        /// <summary>Dropout on the probabilities: draws below DropThreshold (of 2^24) are dropped, kept ones scaled by KeepScale; 0: none.</summary>
+        public readonly uint DropThreshold;
+        public readonly float KeepScale;
+        public readonly ulong DropoutSeed;
 
         /// <summary>Query heads that share one kv head.</summary>
         public readonly int HeadsPerKvHead;
@@ -44,6 +53,9 @@ namespace ModelDsl.Ilgpu
             (QueryOffset, Causal, Window, Scale) = (shape.QueryOffset, shape.Causal ? 1 : 0, shape.Window, shape.Scale);
             (QueryStride, KeyStride, ValueStride) = (shape.QueryStride, shape.KeyStride, shape.ValueStride);
             HeadsPerKvHead = shape.Heads / shape.KvHeads;
+            DropThreshold = Kernels.DropThreshold(shape.Dropout);
+            KeepScale = shape.Dropout < 1f ? (float)(1.0 / (1.0 - shape.Dropout)) : 0f;
+            DropoutSeed = shape.DropoutSeed;
             PaddedDim = (shape.HeadDim + 31) / 32 * 32;
             RowStride = PaddedDim + 1;
         }
@@ -104,7 +116,9 @@ namespace ModelDsl.Ilgpu
     //   dS_ij = P_ij (dP_ij - sum_l P_il dP_il)             (softmax's Jacobian, diag(P) - P P^T)
     //         = P_ij (dP_ij - D_i), D_i = dO_i . O_i        (sum_l P_il dO_i . v_l = dO_i . O_i)
     //   dq_i = Scale sum_j dS_ij k_j,  dk_j = Scale sum_i dS_ij q_i,  dbias_ij = sum over the batch of dS_ij
-    // (grouped queries: dk and dv of a kv head sum over its query heads). Three sweeps, each writing its outputs alone,
+    // (grouped queries: dk and dv of a kv head sum over its query heads). With dropout on the probabilities, O_i =
+    // sum_j M_ij P_ij v_j (M_ij = 0 or 1 / (1 - rate), regenerated from the seed): dv_j = sum_i M_ij P_ij dO_i,
+    // dP_ij = M_ij dO_i . v_j, and D_i = dO_i . O_i still holds (O is the dropped output). Three sweeps, each writing its outputs alone,
     // so no atomics: D and P are recomputed where needed (P from q, k and the saved L), dk and dv by key tiles, dq and
     // dbias by query tiles. docs/ilgpu-kernels.md has the parallelisation and the measurements.
     public sealed partial class Kernels
@@ -206,6 +220,8 @@ namespace ModelDsl.Ilgpu
                 throw new ArgumentOutOfRangeException(nameof(shape), $"{launcher}: QueryOffset ({shape.QueryOffset}) and Window ({shape.Window}) must not be negative.");
             if (!float.IsFinite(shape.Scale))
                 throw new ArgumentOutOfRangeException(nameof(shape), shape.Scale, $"{launcher}: Scale must be finite.");
+            if (!(shape.Dropout >= 0f && shape.Dropout < 1f))
+                throw new ArgumentOutOfRangeException(nameof(shape), shape.Dropout, $"{launcher}: Dropout must be in [0, 1).");
             CheckStride(launcher, nameof(shape.QueryStride), shape.QueryStride, shape.Heads * shape.HeadDim);
             CheckStride(launcher, nameof(shape.KeyStride), shape.KeyStride, shape.KvHeads * shape.HeadDim);
             CheckStride(launcher, nameof(shape.ValueStride), shape.ValueStride, shape.KvHeads * shape.HeadDim);
@@ -295,7 +311,8 @@ namespace ModelDsl.Ilgpu
                 float p = score == float.NegativeInfinity ? 0f : XMath.Exp(score - newMax);
                 sum = sum * rescale + p;
                 max = newMax;
-                shared[weights + lane] = p;
+                // The normaliser sums the kept and the dropped; only the kept weigh the values (scaled up).
+                shared[weights + lane] = p == 0f ? 0f : p * AttentionKeep(layout, batch, head, query, key);
                 Warp.Barrier();
                 o = o.Scaled(rescale);
                 for (int j = 0; j < AttentionKeyTile; j++)
@@ -390,21 +407,22 @@ namespace ModelDsl.Ilgpu
                         if (bias.Length > 0) score += bias[(head * layout.Time + query) * layout.KeyTime + key];
                         p = XMath.Exp(score - rowLse);
                     }
+                    float keep = p == 0f ? 0f : AttentionKeep(layout, batch, head, query, key);
                     if (p != 0f && !empty)
                     {
                         float delta = 0;
                         for (int j = 0; j < 32; j++) delta += shared[partialBase + lane * (32 + 1) + j];
-                        dScore = p * (SharedDot(shared, gradientBase + lane * stride, valueRow, headDim) - delta);
+                        dScore = p * (keep * SharedDot(shared, gradientBase + lane * stride, valueRow, headDim) - delta);
                     }
-                    shared[weights + lane] = p;
+                    shared[weights + lane] = p * keep;
                     shared[weights + AttentionQueryTile + lane] = dScore;
                     Warp.Barrier();
                     for (int r = 0; r < AttentionQueryTile; r++)
                     {
-                        float weight = shared[weights + r];
-                        if (weight == 0f) continue;
-                        dvRow = dvRow.PlusScaled(weight, shared, gradientBase + r * stride + lane, layout.Columns);
-                        dkRow = dkRow.PlusScaled(shared[weights + AttentionQueryTile + r], shared, r * stride + lane, layout.Columns);
+                        // A dropped weight has no dv term but still a dk term (through the normaliser).
+                        float weight = shared[weights + r], weightGradient = shared[weights + AttentionQueryTile + r];
+                        if (weight != 0f) dvRow = dvRow.PlusScaled(weight, shared, gradientBase + r * stride + lane, layout.Columns);
+                        if (weightGradient != 0f) dkRow = dkRow.PlusScaled(weightGradient, shared, r * stride + lane, layout.Columns);
                     }
                 }
             }
@@ -482,7 +500,7 @@ namespace ModelDsl.Ilgpu
                     }
                     if (p != 0f)
                     {
-                        dScore = p * (SharedDot(shared, gradientRow, valueBase + lane * stride, headDim) - delta);
+                        dScore = p * (AttentionKeep(layout, batch, head, query, key) * SharedDot(shared, gradientRow, valueBase + lane * stride, headDim) - delta);
                         if (wholeBatch) dBias[(head * layout.Time + query) * layout.KeyTime + key] += dScore;
                     }
                     shared[weights + lane] = dScore;
@@ -498,6 +516,18 @@ namespace ModelDsl.Ilgpu
         }
 
         // ---------------------------------------------------------------- helpers
+
+        /// <summary>
+        /// The dropout factor of probability (batch, head, query, key): 1 / (1 - rate) when kept, 0 when dropped, 1
+        /// without dropout. The draw is the dropout kernel's (SplitMix64 of the seed at the element's index), so the
+        /// forward and both backward kernels see the same mask.
+        /// </summary>
+        private static float AttentionKeep(AttentionLayout layout, int batch, int head, int query, int key)
+        {
+            if (layout.DropThreshold == 0) return 1f;
+            long index = (((long)batch * layout.Heads + head) * layout.Time + query) * layout.KeyTime + key;
+            return (uint)(DropoutHash(layout.DropoutSeed, index) >> 40) >= layout.DropThreshold ? layout.KeepScale : 0f;
+        }
 
         /// <summary>The first key query <paramref name="query"/> may see (the window's start).</summary>
         private static int FirstVisibleKey(AttentionLayout layout, int query)

@@ -21,17 +21,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks.Keys.ToList();
 
         /// <summary>
-        /// What the op kinds alone cannot say this backend lacks: dropout on attention probabilities (the flash kernel
-        /// has no mask for them yet) and stacks whose layers differ (Switch's alternating MoE layers).
+        /// What the op kinds alone cannot say this backend lacks: stacks that carry several values, and stacks whose
+        /// layers differ (Switch's alternating MoE layers).
         /// </summary>
         public static IEnumerable<(string Feature, Validation.FindingSite Origin)> Unsupported(ModelGraph graph)
         {
-            foreach (var (_, op) in graph.AllOps())
-            {
-                if (op is AttentionOp { Dropout: > 0 })
-                    yield return ("dropout on attention probabilities", graph.Spec.Has(Spec.DslGrammar.Dropout) ? Validation.FindingSite.On(Spec.DslGrammar.Dropout) : op.Origin);
-                if (op is RepeatOp { Carried: not 1 }) yield return ("stacks that carry several values", op.Origin);
-            }
+            foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp { Carried: not 1 }))
+                yield return ("stacks that carry several values", op.Origin);
             foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
                 yield return ("stacks whose layers differ", op.Origin);
         }

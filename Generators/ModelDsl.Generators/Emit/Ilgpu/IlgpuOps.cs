@@ -157,11 +157,14 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             => w.DIn(op, input) ?? throw new NotSupportedException($"The ILGPU backend needs the gradient of {w.ValueOf(op.Inputs[input])}.");
 
         private static string Rate(IlgpuFunctionWriter w, Op op)
-            => ((DropoutOp)op).Rate == w.Graph.Spec.DropoutRate ? "(float)DropoutRate" : Literal(((DropoutOp)op).Rate) + "f";
+        {
+            double rate = op is AttentionOp attention ? attention.Dropout : ((DropoutOp)op).Rate;
+            return rate == w.Graph.Spec.DropoutRate ? "(float)DropoutRate" : Literal(rate) + "f";
+        }
 
-        /// <summary>Which dropout op of the graph this is: with the layer, it keeps every site's mask distinct.</summary>
+        /// <summary>Which dropout site of the graph this is (a dropout op, or an attention's probabilities): with the layer, it keeps every site's mask distinct.</summary>
         private static int DropoutSite(IlgpuFunctionWriter w, Op op)
-            => w.Graph.AllOps().Select(p => p.Op).Where(o => o is DropoutOp).ToList().IndexOf(op);
+            => w.Graph.AllOps().Select(p => p.Op).Where(o => o is DropoutOp or AttentionOp { Dropout: > 0 }).ToList().IndexOf(op);
 
         private static string Epsilon(IlgpuFunctionWriter w, NormOp norm)
             => norm.Epsilon == w.Graph.Spec.Norm.Epsilon ? "(float)Epsilon" : Literal(norm.Epsilon) + "f";
@@ -249,9 +252,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             var a = (AttentionOp)op;
             string scale = a.Scaled ? "1f / global::System.MathF.Sqrt(HeadDim)" : "1f";
             string kvHeads = a.KvHeads == a.Heads ? "Heads" : "KvHeads";
+            // Dropout on the probabilities in training only; forward and backward draw the step's mask from one seed.
+            string dropout = a.Dropout > 0 ? $", Dropout: Training ? {Rate(w, op)} : 0f, DropoutSeed: DropoutSeed(site: {DropoutSite(w, op)}, {w.LayerOrZero})" : "";
             return $"new {Runtime}AttentionShape(Batch, Heads, {kvHeads}, HeadDim, {TimeOf(w, op.Input(0))}, KeyTime: {TimeOf(w, op.Input(1))}, QueryOffset: 0, Causal: {Literal(a.Mask == AttentionMask.Causal)}, " +
                    $"Window: {(a.Window is int window ? Literal(window) : "0")}, Scale: {scale}, " +
-                   $"QueryStride: {w.RowStride(op.Input(0))}, KeyStride: {w.RowStride(op.Input(1))}, ValueStride: {w.RowStride(op.Input(2))})";
+                   $"QueryStride: {w.RowStride(op.Input(0))}, KeyStride: {w.RowStride(op.Input(1))}, ValueStride: {w.RowStride(op.Input(2))}{dropout})";
         }
     }
 }
