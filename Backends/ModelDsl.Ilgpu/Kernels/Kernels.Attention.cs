@@ -282,6 +282,7 @@ namespace ModelDsl.Ilgpu
             int keyFirst = anyEmpty ? 0 : FirstVisibleKey(layout, query0);
             int keyEnd = anyEmpty ? layout.KeyTime : VisibleKeyEnd(layout, XMath.Min(layout.Time, query0 + AttentionWarps) - 1);
 
+            long probabilityRow = (((long)batch * layout.Heads + head) * layout.Time + query) * layout.KeyTime; // dropout's draw index of key 0
             float max = float.NegativeInfinity, sum = 0; // sum: this lane's share, reduced over the warp at the end
             var o = default(LaneRow);
             for (int key0 = keyFirst - keyFirst % AttentionKeyTile; key0 < keyEnd; key0 += AttentionKeyTile)
@@ -312,7 +313,7 @@ namespace ModelDsl.Ilgpu
                 sum = sum * rescale + p;
                 max = newMax;
                 // The normaliser sums the kept and the dropped; only the kept weigh the values (scaled up).
-                shared[weights + lane] = p == 0f ? 0f : p * AttentionKeep(layout, batch, head, query, key);
+                shared[weights + lane] = p == 0f || layout.DropThreshold == 0 ? p : p * DropoutKeep(layout, probabilityRow + key);
                 Warp.Barrier();
                 o = o.Scaled(rescale);
                 for (int j = 0; j < AttentionKeyTile; j++)
@@ -523,11 +524,11 @@ namespace ModelDsl.Ilgpu
         /// forward and both backward kernels see the same mask.
         /// </summary>
         private static float AttentionKeep(AttentionLayout layout, int batch, int head, int query, int key)
-        {
-            if (layout.DropThreshold == 0) return 1f;
-            long index = (((long)batch * layout.Heads + head) * layout.Time + query) * layout.KeyTime + key;
-            return (uint)(DropoutHash(layout.DropoutSeed, index) >> 40) >= layout.DropThreshold ? layout.KeepScale : 0f;
-        }
+            => layout.DropThreshold == 0 ? 1f : DropoutKeep(layout, (((long)batch * layout.Heads + head) * layout.Time + query) * layout.KeyTime + key);
+
+        /// <summary>The dropout factor of the probability with draw index <paramref name="index"/> (dropout on).</summary>
+        private static float DropoutKeep(AttentionLayout layout, long index)
+            => (uint)(DropoutHash(layout.DropoutSeed, index) >> 40) >= layout.DropThreshold ? layout.KeepScale : 0f;
 
         /// <summary>The first key query <paramref name="query"/> may see (the window's start).</summary>
         private static int FirstVisibleKey(AttentionLayout layout, int query)
