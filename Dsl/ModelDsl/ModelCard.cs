@@ -136,9 +136,18 @@ namespace ModelDsl
             => (long)Math.Round(activationBytes.Sum(t => t.At(batch, time, sourceTime ?? time)));
 
         /// <inheritdoc />
-        public override string ToString() => string.Format(CultureInfo.InvariantCulture,
-            "{0} ({1}, {2} names): {3:N0} parameters, vocab {4}, context {5}, hidden {6}, heads {7} (kv {8}, dim {9}), layers {10}, inner {11}",
-            Name, Family, Layout, ParameterCount, Vocab, Context, Hidden, Heads, KvHeads, HeadDim,
-            EncoderLayers > 0 && DecoderLayers > 0 ? EncoderLayers + "+" + DecoderLayers : Layers.ToString(CultureInfo.InvariantCulture), Inner);
+        public override string ToString()
+        {
+            // A vision model reads images, not tokens: its inputs are the image and its patches, not a vocabulary and a context.
+            string inputs = ImageSize > 0
+                ? string.Format(CultureInfo.InvariantCulture, "images {0}x{0}x{1} in {2}x{2} patches", ImageSize, Channels, PatchSize)
+                : string.Format(CultureInfo.InvariantCulture, "vocab {0}, context {1}", Vocab, Context);
+            string extras = (Classes > 0 ? string.Format(CultureInfo.InvariantCulture, ", {0} classes", Classes) : "")
+                + (Experts > 0 ? string.Format(CultureInfo.InvariantCulture, ", {0} experts (top {1})", Experts, TopK) : "");
+            return string.Format(CultureInfo.InvariantCulture,
+                "{0} ({1}, {2} names): {3:N0} parameters, {4}, hidden {5}, heads {6} (kv {7}, dim {8}), layers {9}, inner {10}{11}",
+                Name, Family, Layout, ParameterCount, inputs, Hidden, Heads, KvHeads, HeadDim,
+                EncoderLayers > 0 && DecoderLayers > 0 ? EncoderLayers + "+" + DecoderLayers : Layers.ToString(CultureInfo.InvariantCulture), Inner, extras);
+        }
     }
 }

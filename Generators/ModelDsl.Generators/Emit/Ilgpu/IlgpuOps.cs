@@ -226,10 +226,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         /// <summary>A token selection's sizes: [Batch, time, width] in, the token's index.</summary>
         private static string SelectToken(IlgpuFunctionWriter w, Op op)
-        {
-            var shape = w.ValueOf(op.Input(0)).Shape;
-            return $"Batch, {TimeOf(w, op.Input(0))}, {w.Width(op.Input(0))}, index: {((SelectTokenOp)op).Index}";
-        }
+            => $"Batch, {TimeOf(w, op.Input(0))}, {w.Width(op.Input(0))}, index: {((SelectTokenOp)op).Index}";
 
         private static string Mask(IlgpuFunctionWriter w, Op op)
             => ((AttentionOp)op).PaddingMask ? w.In(op, 3) : "default";

@@ -137,7 +137,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             var factors = shape.Select(d =>
                 !d.IsStatic ? (d == Dims.Batch ? "b" : d == Dims.Tokens ? "b * t" : d == Dims.Time || d == Dims.KeyTime ? "t" : d == Dims.SourceTime ? "s"
                     : throw new NotSupportedException($"The ILGPU backend has no run-time size for {d.Symbol}."))
-                : d.Expression.IndexOf('+') >= 0 ? "(" + d.Expression + ")" : d.Expression).ToList();
+                : Operand(d.Expression)).ToList();
             // Only an encoder-decoder's source-side buffers depend on the source length (the three-argument form).
             string parameters = shape.Contains(Dims.SourceTime) ? "(b, t, s)" : "(b, t)";
             return factors.Count == 0 ? parameters + " => 1L" : parameters + " => (long)" + string.Join(" * ", factors);
@@ -151,10 +151,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             return leading.Count == 0 ? "1" : string.Join(" * ", leading.Select(Size));
         }
 
-        /// <summary>One dimension as a C# expression: the run-time Batch, Time or Tokens, or the declaration's constant.</summary>
+        /// <summary>One dimension as a C# operand: the run-time Batch, Time, SourceTime or Tokens, or the declaration's constant.</summary>
         public static string Size(Dim d)
             => !d.IsStatic ? (d == Dims.Batch ? "Batch" : d == Dims.Tokens ? "Tokens" : d == Dims.SourceTime ? "SourceTime" : "Time")
-             : d.Expression.IndexOf('+') >= 0 ? "(" + d.Expression + ")" : d.Expression;
+             : Operand(d.Expression);
+
+        /// <summary>An expression as a factor of a product: "Patches + 1" needs parentheses.</summary>
+        private static string Operand(string expression) => expression.IndexOf('+') >= 0 ? "(" + expression + ")" : expression;
 
         /// <summary>The last dimension as a C# expression ("Hidden", "3 * Hidden").</summary>
         public static string Width(EquatableArray<Dim> shape) => shape[shape.Count - 1].Expression;
