@@ -55,27 +55,34 @@ namespace ModelDsl.Examples.Backends
         public static bool[] Bools(torch.Tensor t) => t.to_type(torch.ScalarType.Bool).cpu().data<bool>().ToArray();
     }
 
-    /// <summary>A job's training run on ILGPU, starting from and ending in its TorchSharp model's weights.</summary>
-    internal static class IlgpuRun
+    /// <summary>A job's training run on the backend its --backend option chose.</summary>
+    internal static class TaskTraining
     {
         /// <summary>
-        /// Moves <paramref name="model"/>'s weights (fresh or pre-trained) to <paramref name="ilgpu"/> through
-        /// <paramref name="weightsFile"/>, trains there with the TorchSharp trainer's recipe on the batches it would draw
-        /// (<paramref name="run"/> calls the ILGPU model on one batch: forward and backward when its flag is true, the
-        /// loss alone otherwise), then moves the trained weights back, so the job evaluates and saves them as on TorchSharp.
+        /// Trains <paramref name="model"/> with the TorchSharp trainer when <paramref name="device"/> is null. Otherwise
+        /// moves its weights (fresh or pre-trained) to the ILGPU model <paramref name="createIlgpu"/> makes, through
+        /// <paramref name="weightsFile"/>, trains there with the same recipe on the batches the TorchSharp trainer would
+        /// draw (<paramref name="run"/> calls the ILGPU model on one batch: forward and backward when its flag is true,
+        /// the loss alone otherwise) and moves the trained weights back, so the job evaluates and saves them as on TorchSharp.
         /// </summary>
-        public static TrainingReport Train<TBatch>(TransformerModel model, IlgpuTransformerModel ilgpu, TrainingOptions options,
-            ITaskData<TBatch> data, Func<TBatch, bool, float> run, string weightsFile)
+        public static TrainingReport Train<TBatch, TIlgpu>(IlgpuDevice? device, TaskModel<TBatch> model, TrainingOptions options, ITaskData<TBatch> data,
+            Func<IlgpuDevice, TIlgpu> createIlgpu, Func<TIlgpu, TBatch, bool, float> run, string weightsFile)
+            where TIlgpu : IlgpuTransformerModel
         {
+            if (device is null)
+            {
+                using var trainer = new ModelTrainer<TBatch>(model, options);
+                return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
+            }
+            using var ilgpu = createIlgpu(device);
             model.SaveSafetensors(weightsFile);
             ilgpu.LoadSafetensors(weightsFile);
-            var trainer = new IlgpuTrainer(ilgpu, options);
-            var batches = new IlgpuTaskBatches<TBatch>(data, options, b => run(b, true), b => run(b, false));
-            var report = new ConsoleTrainingView().Run(observer => trainer.Train(batches, observer));
+            var ilgpuTrainer = new IlgpuTrainer(ilgpu, options);
+            var batches = new IlgpuTaskBatches<TBatch>(data, options, b => run(ilgpu, b, true), b => run(ilgpu, b, false));
+            var report = new ConsoleTrainingView().Run(observer => ilgpuTrainer.Train(batches, observer));
             ilgpu.SaveSafetensors(weightsFile);
             model.LoadSafetensors(weightsFile);
             return report;
         }
     }
 }
-

@@ -86,16 +86,9 @@ namespace ModelDsl.Examples.Jobs
             };
             torch.manual_seed((long)seed);
             using var mlm = KjvBert.CreateTorchSharp();
-            TrainingReport mlmReport;
             var mlmCheckpoint = Path.Combine(outDir, "kjv-bert-mlm.safetensors");
-            if (device is null)
-                using (var trainer = new ModelTrainer<MaskedBatch>(mlm, mlmOptions))
-                    mlmReport = new ConsoleTrainingView().Run(observer => trainer.Train(mlmData, observer));
-            else
-            {
-                using var ilgpu = KjvBert.CreateIlgpu(device, seed);
-                mlmReport = IlgpuRun.Train<MaskedBatch>(mlm, ilgpu, mlmOptions, mlmData, (b, train) => Encoder(ilgpu, b.Ids, b.Targets, b.Segments, b.Mask, train), mlmCheckpoint);
-            }
+            var mlmReport = TaskTraining.Train(device, mlm, mlmOptions, mlmData, d => KjvBert.CreateIlgpu(d, seed),
+                (bert, b, train) => Encoder(bert, b.Ids, b.Targets, b.Segments, b.Mask, train), mlmCheckpoint);
             double maskedAccuracy = MaskedTokenAccuracy(mlm, mlmData, mlmOptions, seed);
             mlm.SaveSafetensors(mlmCheckpoint, Metadata("KjvBert", mlmOptions.Steps, "validation_loss", mlmReport.FinalValidationLoss));
             tokenizer.Save(Path.Combine(outDir, "kjv-bert.tokenizer.json"));
@@ -168,15 +161,8 @@ namespace ModelDsl.Examples.Jobs
                 Console.WriteLine($"Fine-tuning from {Path.GetFileName(pretrained)}: {model.LoadPretrained(pretrained)}");
             else
                 Console.WriteLine("Training the same classifier from scratch:");
-            TrainingReport report;
-            if (device is null)
-                using (var trainer = new ModelTrainer<ClassificationBatch>(model, options))
-                    report = new ConsoleTrainingView().Run(observer => trainer.Train(books, observer));
-            else
-            {
-                using var ilgpu = KjvBertBooks.CreateIlgpu(device, seed);
-                report = IlgpuRun.Train<ClassificationBatch>(model, ilgpu, options, books, (b, train) => Encoder(ilgpu, b.Ids, b.Labels, b.Segments, b.Mask, train), weightsFile);
-            }
+            var report = TaskTraining.Train(device, model, options, books, d => KjvBertBooks.CreateIlgpu(d, seed),
+                (classifier, b, train) => Encoder(classifier, b.Ids, b.Labels, b.Segments, b.Mask, train), weightsFile);
 
             model.eval();
             var votes = new double[verses, Classes];

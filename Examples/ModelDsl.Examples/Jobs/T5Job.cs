@@ -6,7 +6,6 @@ using System.IO;
 using System.Linq;
 using ModelDsl.Examples.Backends;
 using ModelDsl.Examples.Tasks;
-using ModelDsl.Ilgpu;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
 using ModelDsl.Training;
@@ -75,7 +74,15 @@ namespace ModelDsl.Examples.Jobs
                 Threads = options.Get("--threads", 1),
             };
             var checkpoint = Path.Combine(outDir, "reverse-words-t5.safetensors");
-            var report = device is null ? TrainOnTorchSharp(model, trainingOptions, data) : TrainOnIlgpu(device, model, trainingOptions, data, checkpoint);
+            // On ILGPU the weights come back for decoding: the ILGPU backend has no decoding cache yet.
+            var report = TaskTraining.Train(device, model, trainingOptions, data, d => ReverseWordsT5.CreateIlgpu(d, seed), (t5, b, train) =>
+            {
+                int batch = (int)b.Source.shape[0], sourceTime = (int)b.Source.shape[1], time = (int)b.DecoderInput.shape[1];
+                var (source, ids, targets) = (HostArrays.Ints(b.Source), HostArrays.Ints(b.DecoderInput), HostArrays.Ints(b.Targets));
+                var mask = b.SourceMask is null ? null : HostArrays.Bools(b.SourceMask);
+                return train ? t5.ForwardBackward(source, ids, targets, batch, sourceTime, time, mask)
+                    : t5.Loss(source, ids, targets, batch, sourceTime, time, mask);
+            }, checkpoint);
 
             model.SaveSafetensors(checkpoint, new Dictionary<string, string>
             {
@@ -104,30 +111,6 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "Exact match on {0} held-out fragments: greedy {1:P1}, beam search ({2} beams) {3:P1}.", test.Length, greedy.Accuracy, beams, beam.Accuracy));
             return 0;
-        }
-
-        private static TrainingReport TrainOnTorchSharp(SequenceToSequenceModel model, TrainingOptions trainingOptions, SequenceToSequenceData data)
-        {
-            using var trainer = new ModelTrainer<SequenceToSequenceBatch>(model, trainingOptions);
-            return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
-        }
-
-        /// <summary>
-        /// The same recipe on ILGPU, from and back to the TorchSharp model's weights, which then decode the test fragments
-        /// (the ILGPU backend has no decoding cache yet).
-        /// </summary>
-        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, SequenceToSequenceModel model, TrainingOptions trainingOptions,
-            SequenceToSequenceData data, string checkpoint)
-        {
-            using var t5 = ReverseWordsT5.CreateIlgpu(device, trainingOptions.Seed);
-            return IlgpuRun.Train<SequenceToSequenceBatch>(model, t5, trainingOptions, data, (b, train) =>
-            {
-                int batch = (int)b.Source.shape[0], sourceTime = (int)b.Source.shape[1], time = (int)b.DecoderInput.shape[1];
-                var (source, ids, targets) = (HostArrays.Ints(b.Source), HostArrays.Ints(b.DecoderInput), HostArrays.Ints(b.Targets));
-                var mask = b.SourceMask is null ? null : HostArrays.Bools(b.SourceMask);
-                return train ? t5.ForwardBackward(source, ids, targets, batch, sourceTime, time, mask)
-                    : t5.Loss(source, ids, targets, batch, sourceTime, time, mask);
-            }, checkpoint);
         }
 
         /// <summary>A seeded sample of <paramref name="count"/> pairs (all of them when there are fewer).</summary>

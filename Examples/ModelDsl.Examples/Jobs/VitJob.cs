@@ -4,7 +4,6 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using ModelDsl.Examples.Backends;
-using ModelDsl.Ilgpu;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
 using ModelDsl.Training;
@@ -70,7 +69,11 @@ namespace ModelDsl.Examples.Jobs
                 Threads = options.Get("--threads", 1),
             };
             var checkpoint = Path.Combine(outDir, "fashion-vit.safetensors");
-            var report = device is null ? TrainOnTorchSharp(model, trainingOptions, data) : TrainOnIlgpu(device, model, trainingOptions, data, checkpoint);
+            var report = TaskTraining.Train(device, model, trainingOptions, data, d => FashionVit.CreateIlgpu(d, seed), (vit, b, train) =>
+            {
+                var (pixels, labels, batch) = (HostArrays.Floats(b.Pixels), HostArrays.Ints(b.Labels), (int)b.Labels.shape[0]);
+                return train ? vit.ForwardBackward(pixels, labels, batch) : vit.Loss(pixels, labels, batch);
+            }, checkpoint);
 
             var confusion = data.Evaluate(model, test, FashionMnist.ClassNames);
             model.SaveSafetensors(checkpoint, new Dictionary<string, string>
@@ -96,24 +99,6 @@ namespace ModelDsl.Examples.Jobs
                 confusion.Accuracy, Enumerable.Range(0, confusion.Classes).Sum(c => confusion[c, c]), confusion.Total,
                 report.InitialValidationLoss, report.FinalValidationLoss, report.ItemsPerSecond));
             Console.WriteLine($"Saved {checkpoint} and {plot}.");
-        }
-
-        private static TrainingReport TrainOnTorchSharp(ImageClassificationModel model, TrainingOptions trainingOptions, ImageClassificationData data)
-        {
-            using var trainer = new ModelTrainer<ImageBatch>(model, trainingOptions);
-            return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
-        }
-
-        /// <summary>The same recipe on ILGPU, from and back to the TorchSharp model's weights, which are then evaluated on the test images.</summary>
-        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, ImageClassificationModel model, TrainingOptions trainingOptions,
-            ImageClassificationData data, string checkpoint)
-        {
-            using var vit = FashionVit.CreateIlgpu(device, trainingOptions.Seed);
-            return IlgpuRun.Train<ImageBatch>(model, vit, trainingOptions, data, (b, train) =>
-            {
-                var (pixels, labels, batch) = (HostArrays.Floats(b.Pixels), HostArrays.Ints(b.Labels), (int)b.Labels.shape[0]);
-                return train ? vit.ForwardBackward(pixels, labels, batch) : vit.Loss(pixels, labels, batch);
-            }, checkpoint);
         }
     }
 }
