@@ -72,13 +72,17 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), PreNorm, ClassificationHead(Classes = 3)]")]
         [InlineData("[VisionEncoder(ImageSize = 32, PatchSize = 8, Channels = 3, Hidden = 64, Heads = 4, Layers = 2, Classes = 10)]")]
         [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings]")]
-        public Task The_ILGPU_backend_generates_decoders_BERT_ViT_and_T5(string attributes) => VerifyAsync(
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), Attention(KvHeads = 2, Bias = false), FeedForward(Activation = Activation.SwiGlu, Bias = false), RotaryPositions, PreNorm(Kind = NormKind.RmsNorm), MixtureOfExperts(Experts = 8, TopK = 2, ZLossWeight = 0.001)]")]
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings, MixtureOfExperts(Experts = 4, TopK = 1)]")]
+        [InlineData("[Encoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, Layers = 2), PostNorm(Epsilon = 1e-12), TiedEmbeddings, MixtureOfExperts(Experts = 4, TopK = 2)]")]
+        [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings, MixtureOfExperts(Experts = 4, TopK = 1)]")]
+        public Task The_ILGPU_backend_generates_decoders_BERT_ViT_T5_and_mixtures_of_experts(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
 
         [Fact]
         public Task MDSL0100_names_ILGPU_and_the_attribute_it_cannot_generate_yet() => VerifyAsync("""
             [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
-            [{|MDSL0100:MixtureOfExperts(Experts = 4)|}]
+            [MixtureOfExperts(Experts = 4, Every = {|MDSL0100:2|})]
             public partial record M;
 
             [EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), {|MDSL0100:Lora|}]

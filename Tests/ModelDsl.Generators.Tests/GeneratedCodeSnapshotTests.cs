@@ -30,13 +30,14 @@ namespace ModelDsl.Generators.Tests
         }
 
         [Fact]
-        public void Every_example_model_gets_a_card_and_TorchSharp_code_and_KjvGpt_ILGPU_code()
+        public void Every_example_model_gets_a_card_and_TorchSharp_code_and_the_GPT_and_MoE_ones_ILGPU_code()
         {
             var (_, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, ExampleModels));
             var cards = sources.Keys.Where(k => !k.EndsWith(".TorchSharp.g.cs", StringComparison.Ordinal) && !k.EndsWith(".Ilgpu.g.cs", StringComparison.Ordinal)).ToList();
             Assert.True(cards.Count >= 2);
             Assert.All(cards, card => Assert.Contains(card.Replace(".g.cs", ".TorchSharp.g.cs"), sources.Keys));
             Assert.Contains("ModelDsl.Examples.KjvGpt.Ilgpu.g.cs", sources.Keys);
+            Assert.Contains("ModelDsl.Examples.KjvMoeGpt.Ilgpu.g.cs", sources.Keys);
         }
 
         [Fact]

@@ -45,6 +45,31 @@ namespace ModelDsl.Ilgpu.Tests
     }
 
     /// <summary>
+    /// Mixtral's: every layer a mixture of SwiGLU experts with top-2 routing; the loss includes the load-balancing and
+    /// z losses over both layers' routing, so the router's gradient has both the task's and the routing loss's share.
+    /// </summary>
+    public sealed class CrossBackendMixtralTests : CrossBackendTests
+    {
+        protected override int Vocab => TinyIlgpuMixtral.IlgpuModel.Vocab;
+
+        protected override CausalLanguageModel CreateReference() => TinyIlgpuMixtral.CreateTorchSharp();
+
+        protected override IlgpuCausalLanguageModel CreateModel() => TinyIlgpuMixtral.CreateIlgpu(Device);
+    }
+
+    /// <summary>GPT-2-named experts (Conv1D weights read in place) with Switch's top-1 routing; 5 steps (a variant of the MoE family).</summary>
+    public sealed class CrossBackendMoeGptTests : CrossBackendTests
+    {
+        protected override int Vocab => TinyIlgpuMoeGpt.IlgpuModel.Vocab;
+
+        protected override int TrainingSteps => 5;
+
+        protected override CausalLanguageModel CreateReference() => TinyIlgpuMoeGpt.CreateTorchSharp();
+
+        protected override IlgpuCausalLanguageModel CreateModel() => TinyIlgpuMoeGpt.CreateIlgpu(Device);
+    }
+
+    /// <summary>
     /// The same declaration on both backends, with the same weights (moved through a safetensors file): logits, loss,
     /// every parameter gradient, and 20 AdamW steps (fewer for variants). The TorchSharp side is libtorch's autograd and optimizer, so this
     /// checks the ILGPU schedule, its hand-derived backward and the fused AdamW against an independent implementation.

@@ -87,13 +87,21 @@ namespace ModelDsl.Ilgpu.Tests
             }
         }
 
+        /// <summary>
+        /// nn.Linear's [out, in] experts (Mixtral's) and, with <paramref name="inOut"/>, GPT-2 Conv1D's [in, out]: the
+        /// kernels read the transposed storage in place and write the gradients in it.
+        /// </summary>
         [Theory]
-        [InlineData(KernelActivation.GeluTanh, false)]
-        [InlineData(KernelActivation.Silu, true)]
-        public void Experts_match_the_explicit_sum_and_its_autograd(KernelActivation function, bool gated)
+        [InlineData(KernelActivation.GeluTanh, false, false)]
+        [InlineData(KernelActivation.Silu, true, false)]
+        [InlineData(KernelActivation.GeluTanh, false, true)]
+        [InlineData(KernelActivation.Silu, true, true)]
+        public void Experts_match_the_explicit_sum_and_its_autograd(KernelActivation function, bool gated, bool inOut)
         {
             const int tokens = 5, hidden = 6, inner = 4, experts = 3, topK = 2;
-            var shape = new ExpertsShape(tokens, hidden, inner, experts, topK, function, gated);
+            var shape = new ExpertsShape(tokens, hidden, inner, experts, topK, function, gated, inOut);
+            // Storage order: [experts, out, in], or its transpose per expert.
+            Tensor Stored(Tensor w) => inOut ? w.transpose(1, 2).contiguous() : w;
             var x = Randn(3, tokens, hidden);
             var up = Randn(4, experts, inner, hidden) * 0.5;
             var gate = Randn(5, experts, inner, hidden) * 0.5;
@@ -104,9 +112,9 @@ namespace ModelDsl.Ilgpu.Tests
             var dy = Randn(8, tokens, hidden);
 
             using var dx = Upload(x);
-            using var dUpW = Upload(up);
-            using var dGateW = Upload(gate);
-            using var dDownW = Upload(down);
+            using var dUpW = Upload(Stored(up));
+            using var dGateW = Upload(Stored(gate));
+            using var dDownW = Upload(Stored(down));
             using var dW = Upload(weights);
             using var selected = Upload(routes);
             using var y = Zeros(tokens * hidden);
@@ -136,9 +144,9 @@ namespace ModelDsl.Ilgpu.Tests
             AssertNear(reference, Download(y.View), Tolerance, $"{function} experts output", output);
             AssertNear(GradOf(xr) + 0.25, Download(gradX.View), Tolerance, "dx + 0.25", output);
             AssertNear(GradOf(wr) + 0.25, Download(gradWeights.View), Tolerance, "dWeights + 0.25", output);
-            AssertNear(GradOf(ur) + 0.25, Download(gradUp.View), Tolerance, "dUp + 0.25", output);
-            AssertNear(GradOf(dr) + 0.25, Download(gradDown.View), Tolerance, "dDown + 0.25", output);
-            if (gated) AssertNear(GradOf(gr) + 0.25, Download(gradGate.View), Tolerance, "dGate + 0.25", output);
+            AssertNear(Stored(GradOf(ur)) + 0.25, Download(gradUp.View), Tolerance, "dUp + 0.25", output);
+            AssertNear(Stored(GradOf(dr)) + 0.25, Download(gradDown.View), Tolerance, "dDown + 0.25", output);
+            if (gated) AssertNear(Stored(GradOf(gr)) + 0.25, Download(gradGate.View), Tolerance, "dGate + 0.25", output);
         }
     }
 }

@@ -66,5 +66,27 @@ namespace ModelDsl.Ilgpu.Tests
     [FeedForward(Inner = 32, Activation = Activation.GeluTanh)]
     [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings, Dropout(0.1)]
     public partial record TinyIlgpuGptDropout;
-}
 
+    /// <summary>
+    /// Mixtral's architecture at the Mistral test model's size: every layer a sparse mixture of 4 SwiGLU experts
+    /// (nn.Linear w1, w3, w2 under Mixtral's names), each token routed to its top 2 with renormalised weights. The
+    /// load-balancing and z-loss weights are far above Mixtral's 0.02 and 0 so that their gradients are large enough
+    /// to be checked at float32's precision next to the task loss's.
+    /// </summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Bias = false)]
+    [FeedForward(Inner = 24, Activation = Activation.SwiGlu, Bias = false)]
+    [RotaryPositions(Base = 500), PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    [MixtureOfExperts(Experts = 4, TopK = 2, AuxLossWeight = 0.5, ZLossWeight = 0.05)]
+    public partial record TinyIlgpuMixtral;
+
+    /// <summary>
+    /// A GPT-2-named mixture of experts as the examples' KjvMoeGpt has it (Conv1D experts stored [in, out], GELU-tanh),
+    /// with Switch's top-1 routing (the router's probability, not renormalised) over 3 experts; one layer.
+    /// </summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 1)]
+    [FeedForward(Inner = 32, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
+    [MixtureOfExperts(Experts = 3, TopK = 1, AuxLossWeight = 0.5)]
+    public partial record TinyIlgpuMoeGpt;
+}

@@ -5,8 +5,8 @@ using ILGPU.Runtime;
 
 namespace ModelDsl.Ilgpu
 {
-    // Mixture of experts: the top-k router and the experts' feed-forward, forward and backward (the kernels the
-    // generated MoE layers will launch; docs/ilgpu.md says what the emitter still needs).
+    // Mixture of experts: the top-k router and the experts' feed-forward, forward and backward (what the generated MoE
+    // layers launch), and the load-balancing and z losses over all layers' routing.
     //
     // Router, one thread per token over its E logits (E is small: 4 to 64): p = softmax(logits); the K largest in turn
     // (ties to the lower index), weights = their probabilities, renormalised to sum to one when asked (Mixtral). Its
@@ -21,6 +21,9 @@ namespace ModelDsl.Ilgpu
     // the activation's derivative; dx_t += up_e^T du (+ gate_e^T dg); and the weight gradients, one thread per weight
     // element summing the slots routed to its expert in token order (deterministic, no atomics). The loops are not
     // tiled: a grouped GEMM over tokens sorted by expert (as the embedding backward sorts ids) is the fast version.
+    // Weights are nn.Linear's [out, in] per expert (Mixtral's w1, w3, w2) or, with ExpertsShape.InOut, GPT-2 Conv1D's
+    // [in, out] (c_fc, c_proj): UpIndex and DownIndex read either in place, and the weight-gradient kernels walk the
+    // gradients in their own storage order, so no layout costs a copy.
     public sealed partial class Kernels
     {
         /// <summary>weights, selected [tokens, topK] from logits [tokens, experts]: the top-k softmax probabilities (renormalised when asked).</summary>
@@ -252,7 +255,7 @@ namespace ModelDsl.Ilgpu
             Check.Length(kernel, nameof(down), down, matrix);
             Check.Length(kernel, "upPreActivation", upPre, Check.Indexable(kernel, "upPreActivation", slots * shape.Inner));
             if (shape.Gated) Check.Length(kernel, "gatePreActivation", gatePre, slots * shape.Inner);
-            return new ExpertsLayout(shape.Tokens, shape.Hidden, shape.Inner, shape.Experts, shape.TopK, (int)shape.Function, shape.Gated ? 1 : 0);
+            return new ExpertsLayout(shape.Tokens, shape.Hidden, shape.Inner, shape.Experts, shape.TopK, (int)shape.Function, shape.Gated ? 1 : 0, shape.InOut ? 1 : 0);
         }
 
         [Kernel]
@@ -313,19 +316,28 @@ namespace ModelDsl.Ilgpu
             }
         }
 
+        /// <summary>Where up_e[j, c] (and gate_e[j, c]) lies: [experts, inner, hidden], or [experts, hidden, inner] when stored [in, out].</summary>
+        private static long UpIndex(int e, int j, int c, ExpertsLayout s)
+            => s.InOut != 0 ? ((long)e * s.Hidden + c) * s.Inner + j : ((long)e * s.Inner + j) * s.Hidden + c;
+
+        /// <summary>Where down_e[c, j] lies: [experts, hidden, inner], or [experts, inner, hidden] when stored [in, out].</summary>
+        private static long DownIndex(int e, int c, int j, ExpertsLayout s)
+            => s.InOut != 0 ? ((long)e * s.Inner + j) * s.Hidden + c : ((long)e * s.Hidden + c) * s.Inner + j;
+
         /// <summary>Thread (slot, j): the pre-activations u = up_e . x_t (and g = gate_e . x_t) of inner unit j.</summary>
         [Kernel]
         internal static void ExpertsPreActivationKernel(Index1D i, ArrayView<float> upPre, ArrayView<float> gatePre, ArrayView<float> x, ArrayView<int> selected,
             ArrayView<float> up, ArrayView<float> gate, ExpertsLayout s)
         {
             int slot = i / s.Inner, j = i % s.Inner, t = slot / s.TopK, e = selected[slot];
-            long input = (long)t * s.Hidden, weight = ((long)e * s.Inner + j) * s.Hidden;
+            long input = (long)t * s.Hidden;
             float u = 0f, g = 0f;
             for (int c = 0; c < s.Hidden; c++)
             {
                 float xc = x[input + c];
-                u += xc * up[weight + c];
-                if (s.Gated != 0) g += xc * gate[weight + c];
+                long weight = UpIndex(e, j, c, s);
+                u += xc * up[weight];
+                if (s.Gated != 0) g += xc * gate[weight];
             }
             upPre[i] = u;
             if (s.Gated != 0) gatePre[i] = g;
@@ -345,9 +357,9 @@ namespace ModelDsl.Ilgpu
             for (int k = 0; k < s.TopK; k++)
             {
                 int slot = t * s.TopK + k, e = selected[slot];
-                long row = ((long)e * s.Hidden + c) * s.Inner, activation = (long)(int)slot * s.Inner;
+                long activation = (long)(int)slot * s.Inner;
                 float dot = 0f;
-                for (int j = 0; j < s.Inner; j++) dot += down[row + j] * ExpertActivation(upPre, gatePre, activation + j, s);
+                for (int j = 0; j < s.Inner; j++) dot += down[DownIndex(e, c, j, s)] * ExpertActivation(upPre, gatePre, activation + j, s);
                 y += weights[slot] * dot;
             }
             output[i] = y;
@@ -362,9 +374,9 @@ namespace ModelDsl.Ilgpu
             float sum = 0f;
             for (int c = 0; c < s.Hidden; c++)
             {
-                long row = ((long)e * s.Hidden + c) * s.Inner, activation = (long)(int)slot * s.Inner;
+                long activation = (long)(int)slot * s.Inner;
                 float dot = 0f;
-                for (int j = 0; j < s.Inner; j++) dot += down[row + j] * ExpertActivation(upPre, gatePre, activation + j, s);
+                for (int j = 0; j < s.Inner; j++) dot += down[DownIndex(e, c, j, s)] * ExpertActivation(upPre, gatePre, activation + j, s);
                 sum += dOutput[(long)t * s.Hidden + c] * dot;
             }
             dWeights[slot] += sum;
@@ -377,7 +389,7 @@ namespace ModelDsl.Ilgpu
         {
             int slot = i / s.Inner, j = i % s.Inner, t = slot / s.TopK, e = selected[slot];
             float da = 0f;
-            for (int c = 0; c < s.Hidden; c++) da += down[((long)e * s.Hidden + c) * s.Inner + j] * dOutput[(long)t * s.Hidden + c];
+            for (int c = 0; c < s.Hidden; c++) da += down[DownIndex(e, c, j, s)] * dOutput[(long)t * s.Hidden + c];
             da *= weights[slot];
             if (s.Gated != 0)
             {
@@ -400,7 +412,7 @@ namespace ModelDsl.Ilgpu
                 int slot = t * s.TopK + k, e = selected[slot];
                 for (int j = 0; j < s.Inner; j++)
                 {
-                    long weight = ((long)e * s.Inner + j) * s.Hidden + c, pre = (long)(int)slot * s.Inner + j;
+                    long weight = UpIndex(e, j, c, s), pre = (long)(int)slot * s.Inner + j;
                     sum += up[weight] * dUpPre[pre];
                     if (s.Gated != 0) sum += gate[weight] * dGatePre[pre];
                 }
@@ -408,12 +420,14 @@ namespace ModelDsl.Ilgpu
             dX[i] += sum;
         }
 
-        /// <summary>Thread (e, j, c): dUp[e, j, c] += the sum over the slots routed to e, in token order, of du[slot, j] x[t, c] (and dGate with dg).</summary>
+        /// <summary>Thread i, the i-th element of dUp in storage order, (e, j, c): += the sum over the slots routed to e, in token order, of du[slot, j] x[t, c] (and dGate with dg).</summary>
         [Kernel]
         internal static void ExpertsUpGradientKernel(Index1D i, ArrayView<float> dUp, ArrayView<float> dGate, ArrayView<float> dUpPre, ArrayView<float> dGatePre,
             ArrayView<float> x, ArrayView<int> selected, ExpertsLayout s)
         {
-            int c = i % s.Hidden, j = i / s.Hidden % s.Inner, e = i / s.Hidden / s.Inner;
+            int e = i / s.Hidden / s.Inner;
+            int c = s.InOut != 0 ? i / s.Inner % s.Hidden : i % s.Hidden;
+            int j = s.InOut != 0 ? i % s.Inner : i / s.Hidden % s.Inner;
             float u = 0f, g = 0f;
             for (int slot = 0; slot < s.Tokens * s.TopK; slot++)
             {
@@ -426,12 +440,14 @@ namespace ModelDsl.Ilgpu
             if (s.Gated != 0) dGate[i] += g;
         }
 
-        /// <summary>Thread (e, c, j): dDown[e, c, j] += the sum over the slots routed to e, in token order, of w dy[t, c] a[slot, j].</summary>
+        /// <summary>Thread i, the i-th element of dDown in storage order, (e, c, j): += the sum over the slots routed to e, in token order, of w dy[t, c] a[slot, j].</summary>
         [Kernel]
         internal static void ExpertsDownGradientKernel(Index1D i, ArrayView<float> dDown, ArrayView<float> dOutput, ArrayView<float> upPre, ArrayView<float> gatePre,
             ArrayView<float> weights, ArrayView<int> selected, ExpertsLayout s)
         {
-            int j = i % s.Inner, c = i / s.Inner % s.Hidden, e = i / s.Inner / s.Hidden;
+            int e = i / s.Inner / s.Hidden;
+            int j = s.InOut != 0 ? i / s.Hidden % s.Inner : i % s.Inner;
+            int c = s.InOut != 0 ? i % s.Hidden : i / s.Inner % s.Hidden;
             float sum = 0f;
             for (int slot = 0; slot < s.Tokens * s.TopK; slot++)
             {
@@ -442,9 +458,13 @@ namespace ModelDsl.Ilgpu
         }
     }
 
-    /// <summary>The sizes of an experts call: tokens, width, inner width, experts, slots per token, the activation, gated or not.</summary>
-    public readonly record struct ExpertsShape(int Tokens, int Hidden, int Inner, int Experts, int TopK, KernelActivation Function, bool Gated);
+    /// <summary>
+    /// The sizes of an experts call: tokens, width, inner width, experts, slots per token, the activation, gated or not,
+    /// and the weights' layout: nn.Linear's [out, in] per expert (up and gate [experts, Inner, Hidden], down
+    /// [experts, Hidden, Inner]), or with <paramref name="InOut"/> GPT-2 Conv1D's [in, out] (the transposes).
+    /// </summary>
+    public readonly record struct ExpertsShape(int Tokens, int Hidden, int Inner, int Experts, int TopK, KernelActivation Function, bool Gated, bool InOut = false);
 
-    /// <summary><see cref="ExpertsShape"/> as the kernels read it (blittable: the activation and the flag as ints).</summary>
-    internal readonly record struct ExpertsLayout(int Tokens, int Hidden, int Inner, int Experts, int TopK, int Function, int Gated);
+    /// <summary><see cref="ExpertsShape"/> as the kernels read it (blittable: the activation and the flags as ints).</summary>
+    internal readonly record struct ExpertsLayout(int Tokens, int Hidden, int Inner, int Experts, int TopK, int Function, int Gated, int InOut);
 }

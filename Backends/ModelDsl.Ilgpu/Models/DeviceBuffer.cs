@@ -59,6 +59,9 @@ namespace ModelDsl.Ilgpu
             return this[copy].Cast<byte>().SubView(0, byteLength);
         }
 
+        /// <summary>Copy <paramref name="copy"/> read as 32-bit integers (a router's chosen experts): the same four bytes an element.</summary>
+        public ArrayView<int> Ints(int copy) => this[copy].Cast<int>();
+
         private long byteLength;
 
         internal void Bind(ArrayView<float> slice, long floatsPerCopy, long elementsPerCopy)

@@ -130,9 +130,9 @@ namespace ModelDsl.Ilgpu
             var random = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
             var values = new float[Parameters.Count];
             foreach (var info in Parameters.Infos)
-                for (int layer = 0; layer < Math.Max(1, info.Layers); layer++)
+                foreach (var name in info.InstanceNames())
                 {
-                    var slot = Parameters.Slot(info.NameAt(layer));
+                    var slot = Parameters.Slot(name);
                     var span = values.AsSpan((int)slot.Offset, (int)slot.Length);
                     switch (info.Init)
                     {

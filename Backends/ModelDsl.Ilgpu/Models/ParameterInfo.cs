@@ -1,3 +1,6 @@
+using System.Collections.Generic;
+using System.Globalization;
+
 namespace ModelDsl.Ilgpu
 {
     /// <summary>How a parameter starts: N(0, Std), zeros or ones (the declaration's initialisation scheme).</summary>
@@ -5,16 +8,16 @@ namespace ModelDsl.Ilgpu
 
     /// <summary>
     /// One parameter of a generated model, as the op graph describes it: its Hugging Face name ("{layer}" standing
-    /// for the layer index), the shape of one instance, how many layers hold one (0: not per layer) and its
-    /// initialisation.
+    /// for the layer index, "{expert}" for the expert), the shape of one instance, how many layers hold one (0: not
+    /// per layer), how many experts of each layer hold one (0: not per expert) and its initialisation.
     /// </summary>
-    public sealed record ParameterInfo(string Name, long[] Shape, int Layers, InitKind Init, double Std = 0)
+    public sealed record ParameterInfo(string Name, long[] Shape, int Layers, InitKind Init, double Std = 0, int Experts = 0)
     {
-        public static ParameterInfo Normal(string name, long[] shape, int layers, double std) => new(name, shape, layers, InitKind.Normal, std);
+        public static ParameterInfo Normal(string name, long[] shape, int layers, double std, int experts = 0) => new(name, shape, layers, InitKind.Normal, std, experts);
 
-        public static ParameterInfo Zeros(string name, long[] shape, int layers) => new(name, shape, layers, InitKind.Zeros);
+        public static ParameterInfo Zeros(string name, long[] shape, int layers, int experts = 0) => new(name, shape, layers, InitKind.Zeros, Experts: experts);
 
-        public static ParameterInfo Ones(string name, long[] shape, int layers) => new(name, shape, layers, InitKind.Ones);
+        public static ParameterInfo Ones(string name, long[] shape, int layers, int experts = 0) => new(name, shape, layers, InitKind.Ones, Experts: experts);
 
         public long Elements
         {
@@ -29,7 +32,16 @@ namespace ModelDsl.Ilgpu
         /// <summary>AdamW decays matrices (and higher), not gains, biases or other vectors, as the TorchSharp trainer does.</summary>
         public bool Decayed => Shape.Length >= 2;
 
-        /// <summary>The checkpoint name of the instance in <paramref name="layer"/>.</summary>
-        public string NameAt(int layer) => Layers == 0 ? Name : Name.Replace("{layer}", layer.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        /// <summary>The checkpoint name of the instance of <paramref name="expert"/> in <paramref name="layer"/>.</summary>
+        public string NameAt(int layer, int expert = 0)
+            => Name.Replace("{layer}", layer.ToString(CultureInfo.InvariantCulture)).Replace("{expert}", expert.ToString(CultureInfo.InvariantCulture));
+
+        /// <summary>Every instance's checkpoint name, layer by layer and within a layer expert by expert (the store's order).</summary>
+        public IEnumerable<string> InstanceNames()
+        {
+            for (int layer = 0; layer < System.Math.Max(1, Layers); layer++)
+                for (int expert = 0; expert < System.Math.Max(1, Experts); expert++)
+                    yield return NameAt(layer, expert);
+        }
     }
 }

@@ -16,11 +16,14 @@ namespace ModelDsl.Ilgpu
     /// Every parameter of a model in one flat device buffer, with gradients and AdamW's two moments in three more of
     /// the same layout (llm.c's layout: one allocation each, so the optimizer and the gradient norm are one launch
     /// over the whole model). Matrices come first, then vectors, so AdamW decays exactly the elements below
-    /// <see cref="DecayedCount"/>. Parameters are found by their Hugging Face name, "{layer}" and all.
+    /// <see cref="DecayedCount"/>. Parameters are found by their Hugging Face name, "{layer}" and all. A layer's experts
+    /// lie one after another, so <see cref="Weight"/> of a per-expert name is that layer's [experts, ...] block, which
+    /// the expert kernels index by the routed expert.
     /// </summary>
     public sealed class ParameterStore : IDisposable
     {
-        private readonly Dictionary<string, ParameterSlot[]> byTemplate = new(StringComparer.Ordinal);
+        /// <summary>Per template name, each layer's block (all its experts).</summary>
+        private readonly Dictionary<string, (long Offset, long Length)[]> byTemplate = new(StringComparer.Ordinal);
         private readonly Dictionary<string, ParameterSlot> byName = new(StringComparer.Ordinal);
         private readonly MemoryBuffer1D<float, Stride1D.Dense> values, gradients, m, v;
 
@@ -32,17 +35,21 @@ namespace ModelDsl.Ilgpu
             // Decayed parameters first, each group in the graph's order (stable: the layout is deterministic).
             foreach (var info in parameters.Where(p => p.Decayed).Concat(parameters.Where(p => !p.Decayed)))
             {
-                var instances = new ParameterSlot[Math.Max(1, info.Layers)];
-                for (int layer = 0; layer < instances.Length; layer++)
+                var blocks = new (long Offset, long Length)[Math.Max(1, info.Layers)];
+                for (int layer = 0; layer < blocks.Length; layer++)
                 {
-                    var slot = new ParameterSlot(info.NameAt(layer), info.Shape, offset, info.Elements, info.Decayed);
-                    offset = checked(offset + info.Elements);
-                    instances[layer] = slot;
-                    if (!byName.TryAdd(slot.Name, slot))
-                        throw new ArgumentException($"Model '{modelName}': the parameter '{slot.Name}' is declared twice.", nameof(parameters));
-                    slots.Add(slot);
+                    long start = offset;
+                    for (int expert = 0; expert < Math.Max(1, info.Experts); expert++)
+                    {
+                        var slot = new ParameterSlot(info.NameAt(layer, expert), info.Shape, offset, info.Elements, info.Decayed);
+                        offset = checked(offset + info.Elements);
+                        if (!byName.TryAdd(slot.Name, slot))
+                            throw new ArgumentException($"Model '{modelName}': the parameter '{slot.Name}' is declared twice.", nameof(parameters));
+                        slots.Add(slot);
+                    }
+                    blocks[layer] = (start, offset - start);
                 }
-                byTemplate[info.Name] = instances;
+                byTemplate[info.Name] = blocks;
                 if (info.Decayed) DecayedCount = offset;
             }
             Infos = parameters;
@@ -77,25 +84,31 @@ namespace ModelDsl.Ilgpu
 
         public ArrayView<float> SecondMoments => v.View.SubView(0, Count);
 
-        /// <summary>The parameter named <paramref name="template"/> ("transformer.h.{layer}.ln_1.weight") in <paramref name="layer"/>.</summary>
-        public ArrayView<float> Weight(string template, int layer = 0) => Slice(values, SlotOf(template, layer));
+        /// <summary>
+        /// The parameter named <paramref name="template"/> ("transformer.h.{layer}.ln_1.weight") in <paramref name="layer"/>;
+        /// for a per-expert name ("model.layers.{layer}.block_sparse_moe.experts.{expert}.w1.weight") all the layer's experts, in order.
+        /// </summary>
+        public ArrayView<float> Weight(string template, int layer = 0) => Slice(values, BlockOf(template, layer));
 
         /// <summary>Its gradient.</summary>
-        public ArrayView<float> Gradient(string template, int layer = 0) => Slice(gradients, SlotOf(template, layer));
+        public ArrayView<float> Gradient(string template, int layer = 0) => Slice(gradients, BlockOf(template, layer));
 
         public bool Contains(string name) => byName.ContainsKey(name);
 
         public ParameterSlot Slot(string name) => byName.TryGetValue(name, out var slot) ? slot
             : throw new KeyNotFoundException($"Model '{ModelName}' has no parameter '{name}'.");
 
-        private ParameterSlot SlotOf(string template, int layer)
+        private (long Offset, long Length) BlockOf(string template, int layer)
         {
-            if (!byTemplate.TryGetValue(template, out var instances))
+            if (!byTemplate.TryGetValue(template, out var blocks))
                 throw new KeyNotFoundException($"Model '{ModelName}' has no parameter '{template}'.");
-            if ((uint)layer >= (uint)instances.Length)
-                throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Model '{ModelName}': '{template}' has {instances.Length} instance(s).");
-            return instances[layer];
+            if ((uint)layer >= (uint)blocks.Length)
+                throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Model '{ModelName}': '{template}' has {blocks.Length} instance(s).");
+            return blocks[layer];
         }
+
+        private static ArrayView<float> Slice(MemoryBuffer1D<float, Stride1D.Dense> buffer, (long Offset, long Length) block)
+            => buffer.View.SubView(block.Offset, block.Length);
 
         private static ArrayView<float> Slice(MemoryBuffer1D<float, Stride1D.Dense> buffer, ParameterSlot slot)
             => buffer.View.SubView(slot.Offset, slot.Length);

@@ -63,6 +63,7 @@ namespace ModelDsl.TorchSharp.Training
             if (noDecay.Count > 0)
                 groups.Add(new AdamW.ParamGroup(noDecay, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, 0.0));
             optimizer = new AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+            OptimizerRules.GiveEveryParameterAGradient(parameterArray);
         }
 
         /// <summary>The options this trainer was built with.</summary>

@@ -134,7 +134,8 @@ namespace ModelDsl.Generators.Ir
     /// <summary>
     /// Dispatch, per-expert feed-forward and weighted combine: y[t] = sum_k weights[t, k] FFN_{experts[t, k]}(x[t]).
     /// Inputs x [B, T, Hidden], weights, experts. Parameters per expert ("{expert}" in the path): up [Inner, Hidden]
-    /// (W1), then gate [Inner, Hidden] (W3) when gated, then down [Hidden, Inner] (W2).
+    /// (Mixtral's w3), then gate [Inner, Hidden] (w1, the activated one: f(gate x) * up x) when gated, then down
+    /// [Hidden, Inner] (w2); in GPT-2's Conv1D layout each is stored transposed, [in, out].
     /// </summary>
     internal sealed record ExpertsOp(ActivationKind Function, bool Gated) : Op { public override OpKind Kind => OpKind.Experts; }
 

@@ -22,14 +22,16 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         /// <summary>
         /// What the op kinds alone cannot say this backend lacks: stacks that carry several values, and stacks whose
-        /// layers differ (Switch's alternating MoE layers).
+        /// layers differ (Switch's MoE layers between dense ones, reported on [MixtureOfExperts(Every = n)]).
         /// </summary>
         public static IEnumerable<(string Feature, Validation.FindingSite Origin)> Unsupported(ModelGraph graph)
         {
             foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp { Carried: not 1 }))
                 yield return ("stacks that carry several values", op.Origin);
             foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
-                yield return ("stacks whose layers differ", op.Origin);
+                yield return graph.Spec.Experts is not null
+                    ? ("mixture-of-experts layers between dense ones (Every > 1)", Validation.FindingSite.On(Spec.DslGrammar.MixtureOfExperts, Spec.DslGrammar.Args.Every))
+                    : ("stacks whose layers differ", op.Origin);
         }
 
         private const string Runtime = IlgpuOps.Runtime;
@@ -101,11 +103,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 string layers = p.Layers.Count == 0 ? "0" : p.Stack + "Layers";
                 string shape = "new long[] { " + string.Join(", ", p.Shape.Select(d => d.Expression)) + " }";
                 string name = Literal(p.Layers.Count == 0 ? p.PathAt(0) : p.Path);
+                // A layer's experts lie together in the store: the expert kernels read the [Experts, ...] block.
+                string experts = p.Experts > 0 ? ", experts: Experts" : "";
                 string entry = p.Init.Kind switch
                 {
-                    InitKind.Normal => $"{Runtime}ParameterInfo.Normal({name}, {shape}, {layers}, {p.Init.StdExpression}),",
-                    InitKind.Ones => $"{Runtime}ParameterInfo.Ones({name}, {shape}, {layers}),",
-                    _ => $"{Runtime}ParameterInfo.Zeros({name}, {shape}, {layers}),",
+                    InitKind.Normal => $"{Runtime}ParameterInfo.Normal({name}, {shape}, {layers}, {p.Init.StdExpression}{experts}),",
+                    InitKind.Ones => $"{Runtime}ParameterInfo.Ones({name}, {shape}, {layers}{experts}),",
+                    _ => $"{Runtime}ParameterInfo.Zeros({name}, {shape}, {layers}{experts}),",
                 };
                 writer.Line("    " + entry);
             }
@@ -143,11 +147,38 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             writer.Line();
             writer.Line($"protected override {IlgpuFunctionWriter.View} LossOutput => {lossView};");
             writer.Line();
-            writer.Line("/// <summary>The forward pass: token ids to logits.</summary>");
-            writer.Line($"protected override void Forward() => {IlgpuFunctionWriter.ForwardName(forward)}();");
-            writer.Line();
-            writer.Line("/// <summary>The task loss of the logits against the targets.</summary>");
-            writer.Line($"protected override void LossForward() => {IlgpuFunctionWriter.ForwardName(loss)}({logits});");
+            if (plan.RoutingStatistics is { } routing)
+            {
+                // Hugging Face's load-balancing loss concatenates every MoE layer's router logits: its means run over all routed tokens.
+                var perLayer = plan.Schedule.Forward.Where(s => s.Op is RouterLossOp)
+                    .GroupBy(s => IlgpuPlan.Rows(graph.Value(s.Op.Input(0)).Shape))
+                    .Select(g => g.Count() == 1 ? g.Key : $"{Literal(g.Count())} * {g.Key}");
+                writer.Line("/// <summary>Tokens routed in a pass, over every mixture-of-experts layer: the load-balancing loss's means run over them all.</summary>");
+                writer.Line($"private int RoutedTokens => {string.Join(" + ", perLayer)};");
+                writer.Line();
+                writer.Line("/// <summary>The forward pass: token ids to logits; each MoE layer adds its routing to the statistics.</summary>");
+                using (writer.Block("protected override void Forward()"))
+                {
+                    writer.Line($"Zero({routing.Field}[0]);");
+                    writer.Line($"{IlgpuFunctionWriter.ForwardName(forward)}();");
+                }
+                writer.Line();
+                var moe = graph.Spec.Experts!;
+                writer.Line("/// <summary>The task loss of the logits against the targets, plus the routing loss (load balancing" + (moe.ZLossWeight > 0 ? " and z-loss" : "") + ") of the whole pass.</summary>");
+                using (writer.Block("protected override void LossForward()"))
+                {
+                    writer.Line($"{IlgpuFunctionWriter.ForwardName(loss)}({logits});");
+                    writer.Line($"Kernels.RoutingLoss({lossView}, {routing.Field}[0], RoutedTokens, Experts, TopK, (float)AuxLossWeight, (float)ZLossWeight);");
+                }
+            }
+            else
+            {
+                writer.Line("/// <summary>The forward pass: token ids to logits.</summary>");
+                writer.Line($"protected override void Forward() => {IlgpuFunctionWriter.ForwardName(forward)}();");
+                writer.Line();
+                writer.Line("/// <summary>The task loss of the logits against the targets.</summary>");
+                writer.Line($"protected override void LossForward() => {IlgpuFunctionWriter.ForwardName(loss)}({logits});");
+            }
             writer.Line();
             writer.Line("/// <summary>The backward pass: the loss's gradient with respect to the logits, then back through the forward pass.</summary>");
             using (writer.Block("protected override void Backward()"))

@@ -125,7 +125,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 }
                 default:
                     var buffer = Plan.Forward(value) ?? throw new InvalidOperationException($"No buffer for {Graph.Value(value)}.");
-                    return $"{buffer.Field}[{(buffer.Copies > 1 ? layer : "0")}]";
+                    string copy = buffer.Copies > 1 ? layer : "0";
+                    // Integer values (a router's chosen experts) are int32 on the device, four bytes like a float.
+                    return buffer.Type == ElementType.Int64 ? $"{buffer.Field}.Ints({copy})" : $"{buffer.Field}[{copy}]";
             }
         }
 

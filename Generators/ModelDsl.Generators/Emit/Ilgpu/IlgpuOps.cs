@@ -68,6 +68,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.Plain($"if (Training) Kernels.DropoutForward({w.Out(op)}, {w.Statistic(op, "dropout_mask")}, {w.In(op, 0)}, {Rate(w, op)}, DropoutSeed(site: {DropoutSite(w, op)}, {w.LayerOrZero}));");
                 w.Line($"else Copy({w.Out(op)}, {w.In(op, 0)});", op);
             },
+            [OpKind.Router] = (w, op) =>
+            {
+                // logits = h W_gate^T (nn.Linear [Experts, Hidden]), then the top-k softmax probabilities and their experts.
+                var router = (RouterOp)op;
+                w.Line($"Kernels.Matmul({w.Out(op, 2)}, {w.In(op, 0)}, {w.Weight(op, 0)}, default, {w.Rows(op.Input(0))}, {w.Width(op.Outputs[2])}, {w.Width(op.Input(0))}, transposeA: false, transposeB: true, accumulate: false);", op, 2);
+                w.Line($"Kernels.RouterForward({w.Out(op, 0)}, {w.Out(op, 1)}, {w.Out(op, 2)}, {Routing(w, op)}, renormalize: {Literal(router.Renormalize)});", op);
+            },
+            [OpKind.Experts] = (w, op) => w.Line($"Kernels.ExpertsForward({w.Out(op)}, {ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, "Weight")}, {ExpertsShape(w, op)});", op),
+            [OpKind.RouterLoss] = (w, op) => w.Plain($"Kernels.RoutingStatistics({RoutingStatistics(w)}, {w.In(op, 0)}, {w.In(op, 1)}, {Routing(w, op)});"),
             [OpKind.PatchEmbedding] = (w, op) => w.Line($"Kernels.PatchEmbeddingForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {Patches(w, op)});", op),
             [OpKind.ClassToken] = (w, op) => w.Line($"Kernels.ClassTokenForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {ClassToken(w, op)});", op),
             [OpKind.SelectToken] = (w, op) => w.Line($"Kernels.SelectTokenForward({w.Out(op)}, {w.In(op, 0)}, {SelectToken(w, op)});", op),
@@ -130,6 +139,21 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => "d" + w.ValueOf(o).Name))}: column views of d{w.ValueOf(op.Input(0)).Name}"),
             [OpKind.Attention] = (w, op) => w.GradientLine($"Kernels.AttentionBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {Gradient(w, op, 2)}, {BiasGradient(w, op)}, {w.DOut(op)}, {w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op.Input(0)),
             [OpKind.Dropout] = (w, op) => w.GradientLine($"Kernels.DropoutBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Statistic(op, "dropout_mask")}, {Rate(w, op)});", op.Input(0)),
+            [OpKind.Router] = (w, op) =>
+            {
+                // Through the top-k weights to the logits, then the gate's linear backward (W stored [out, in]).
+                var router = (RouterOp)op;
+                string rows = w.Rows(op.Input(0)), experts = w.Width(op.Outputs[2]), hidden = w.Width(op.Input(0)), dLogits = w.DOut(op, 2);
+                w.GradientLine($"Kernels.RouterBackward({dLogits}, {w.DOut(op, 0)}, {w.Out(op, 2)}, {w.Out(op, 1)}, {Routing(w, op)}, renormalize: {Literal(router.Renormalize)});", op.Outputs[2]);
+                w.GradientLine($"Kernels.Matmul({Gradient(w, op, 0)}, {dLogits}, {w.Weight(op, 0)}, default, {rows}, {hidden}, {experts}, transposeA: false, transposeB: false, accumulate: true);", op.Input(0));
+                w.ParameterGradientLine($"Kernels.Matmul({w.WeightGradient(op, 0)}, {dLogits}, {w.In(op, 0)}, default, {experts}, {hidden}, {rows}, transposeA: true, transposeB: false, accumulate: true);", op, 0);
+            },
+            [OpKind.Experts] = (w, op) => w.GradientLine($"Kernels.ExpertsBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {ExpertWeights(w, op, "Gradient")}, {w.DOut(op)}, " +
+                $"{ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, "Weight")}, {ExpertsShape(w, op)});", op.Input(0)),
+            // The statistics are complete (every layer's forward ran), so each layer's logits get their share of the
+            // loss's gradient; the loss is added to the task loss unscaled (its gradient is 1).
+            [OpKind.RouterLoss] = (w, op) => w.GradientLine($"Kernels.RoutingLossBackward({Gradient(w, op, 0)}, {w.In(op, 0)}, {RoutingStatistics(w)}, {w.Rows(op.Input(0))}, RoutedTokens, " +
+                $"{Experts(w, op)}, TopK, {RouterLossWeights(w, (RouterLossOp)op)}, scale: 1f);", op.Input(0)),
             [OpKind.PatchEmbedding] = (w, op) => w.ParameterGradientLine($"Kernels.PatchEmbeddingBackward({w.WeightGradient(op, 0)}, {w.WeightGradient(op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {Patches(w, op)});", op, 0),
             [OpKind.ClassToken] = (w, op) => w.GradientLine($"Kernels.ClassTokenBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.DOut(op)}, {ClassToken(w, op)});", op.Input(0)),
             [OpKind.SelectToken] = (w, op) => w.GradientLine($"Kernels.SelectTokenBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {SelectToken(w, op)});", op.Input(0)),
@@ -152,6 +176,48 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         };
 
         private static string Function(ActivationKind activation) => Runtime + "KernelActivation." + activation;
+
+        // ---------------------------------------------------------------- mixture of experts
+
+        /// <summary>A router's or a router loss's sizes: tokens (the rows of its first input), experts, TopK.</summary>
+        private static string Routing(IlgpuFunctionWriter w, Op op) => $"{w.Rows(op.Input(0))}, {Experts(w, op)}, TopK";
+
+        /// <summary>The experts per layer: the router's logits' width, or the declaration's constant.</summary>
+        private static string Experts(IlgpuFunctionWriter w, Op op)
+            => op is RouterOp ? w.Width(op.Outputs[2]) : "Experts";
+
+        private static string RoutingStatistics(IlgpuFunctionWriter w)
+            => (w.Plan.RoutingStatistics ?? throw new InvalidOperationException("A router loss without routing statistics.")).Field + "[0]";
+
+        /// <summary>The load-balancing and z-loss weights: the declaration's constants when they are the spec's.</summary>
+        private static string RouterLossWeights(IlgpuFunctionWriter w, RouterLossOp op)
+        {
+            var moe = w.Graph.Spec.Experts!;
+            string weight = op.Weight == moe.AuxLossWeight ? "(float)AuxLossWeight" : Literal(op.Weight) + "f";
+            string zWeight = op.ZWeight == moe.ZLossWeight ? "(float)ZLossWeight" : Literal(op.ZWeight) + "f";
+            return $"{weight}, {zWeight}";
+        }
+
+        /// <summary>The views of a layer's expert weights (or their gradients): up, gate (or default when not gated), down; each the layer's [Experts, ...] block.</summary>
+        private static string ExpertWeights(IlgpuFunctionWriter w, Op op, string which)
+        {
+            string Access(int i) => which == "Weight" ? w.Weight(op, i) : w.WeightGradient(op, i);
+            return ((ExpertsOp)op).Gated ? $"{Access(0)}, {Access(1)}, {Access(2)}" : $"{Access(0)}, default, {Access(1)}";
+        }
+
+        /// <summary>The pre-activations the experts keep for their backward: up's and gate's (gated), or the one hidden (default for the gate).</summary>
+        private static string ExpertsPreActivations(IlgpuFunctionWriter w, Op op)
+            => ((ExpertsOp)op).Gated ? $"{w.Statistic(op, "expert_up")}, {w.Statistic(op, "expert_gate")}" : $"{w.Statistic(op, "expert_hidden")}, default";
+
+        /// <summary>An experts call's sizes; InOut when the experts are GPT-2 Conv1D modules (weights stored [in, out]).</summary>
+        private static string ExpertsShape(IlgpuFunctionWriter w, Op op)
+        {
+            var experts = (ExpertsOp)op;
+            var up = w.Parameter(op, 0);
+            bool inOut = up.Module == ModuleKind.Conv1D;
+            string inner = (inOut ? up.Shape[1] : up.Shape[0]).Expression;
+            return $"new {Runtime}ExpertsShape({w.Rows(op.Input(0))}, {w.Width(op.Input(0))}, {inner}, Experts, {w.Width(op.Input(1))}, {Function(experts.Function)}, Gated: {Literal(experts.Gated)}, InOut: {Literal(inOut)})";
+        }
 
         private static string Gradient(IlgpuFunctionWriter w, Op op, int input)
             => w.DIn(op, input) ?? throw new NotSupportedException($"The ILGPU backend needs the gradient of {w.ValueOf(op.Inputs[input])}.");

@@ -34,9 +34,20 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 foreach (var op in f.Ops)
                     foreach (var o in op.Outputs) owner[o] = f.Name;
 
-            foreach (var b in Plan.Buffers.Where(b => b.Kind is BufferKind.Saved or BufferKind.Transient))
+            // A router loss's scalar is not kept: every MoE layer adds to the model-wide RoutingStatistics instead.
+            var routerLosses = new HashSet<int>(graph.AllOps().Where(p => p.Op is RouterLossOp).Select(p => p.Op.Output()));
+            foreach (var b in Plan.Buffers.Where(b => b.Kind is BufferKind.Saved or BufferKind.Transient && !routerLosses.Contains(b.Value)))
                 forward[b.Value] = new IlgpuBuffer(FieldFor(b.Value), b.Name, b.Shape, b.Copies,
-                    b.Kind == BufferKind.Saved && b.Copies > 1 ? "one per layer: the backward pass reads it" : b.Kind == BufferKind.Saved ? "kept for the backward pass" : "reused");
+                    b.Kind == BufferKind.Saved && b.Copies > 1 ? "one per layer: the backward pass reads it" : b.Kind == BufferKind.Saved ? "kept for the backward pass" : "reused", b.Type);
+            // Hugging Face's load-balancing loss takes its means over all layers' routing at once: each MoE layer adds its
+            // per-slot expert counts, probability sums and z-loss sum here, and the loss reads the total.
+            if (graph.AllOps().FirstOrDefault(p => p.Op is RouterLossOp).Op is RouterLossOp routerLoss)
+            {
+                int topK = graph.Spec.Experts!.TopK;
+                var length = new Dim("TopK*Experts+Experts+1", topK * routerLoss.Experts + routerLoss.Experts + 1);
+                RoutingStatistics = new IlgpuBuffer(Unique("routingStatistics"), "routing statistics of every MoE layer (counts per slot and expert, probability sums, z sum)",
+                    Ir.Shape.Of(length), 1, "model-wide: the load-balancing loss's means run over every layer");
+            }
             // A statistic is named after the buffer of the value it describes (decoderLayerH -> decoderLayerHRstd).
             foreach (var b in Plan.Buffers.Where(b => b.Kind == BufferKind.Statistic))
                 statistics[(b.Value, b.Statistic!)] = new IlgpuBuffer(Unique(forward[b.Value].Field + Pascal(b.Statistic!)), b.Name, b.Shape, b.Copies, "statistic for the backward pass", b.Type);
@@ -68,9 +79,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         public Dictionary<(string Stack, string Parity), IlgpuBuffer> CarriedGradients { get; } = new();
 
+        /// <summary>The model-wide routing statistics of a mixture of experts (null for a dense model).</summary>
+        public IlgpuBuffer? RoutingStatistics { get; }
+
         /// <summary>Every buffer the model allocates, forward first, in plan order.</summary>
         public IEnumerable<IlgpuBuffer> All
-            => forward.Values.Concat(statistics.Values).Concat(gradients.Values).Concat(CarriedGradients.Values);
+            => forward.Values.Concat(statistics.Values).Concat(RoutingStatistics is null ? Array.Empty<IlgpuBuffer>() : new[] { RoutingStatistics })
+                .Concat(gradients.Values).Concat(CarriedGradients.Values);
 
         public IlgpuBuffer? Forward(int value) => forward.TryGetValue(value, out var b) ? b : null;
 
@@ -116,7 +131,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>Names the generated class or its base already uses.</summary>
         private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
         {
-            "layer", "Ids", "Targets", "SegmentIds", "PaddingMask", "SourceIds", "SourceMask", "SourceTime", "Pixels", "Training", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale",
+            "layer", "Ids", "Targets", "SegmentIds", "PaddingMask", "SourceIds", "SourceMask", "SourceTime", "Pixels", "Training", "Batch", "Time", "Tokens", "Kernels", "Parameters", "Device", "Card", "LossScale", "RoutedTokens",
         };
 
         /// <summary>"dropout_mask" -> "DropoutMask", "qkv" -> "Qkv".</summary>
