@@ -61,7 +61,7 @@ namespace ModelDsl.Examples
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) rstd", 48L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("SelfAttention.o (Dropout) dropout_mask", 9216L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("SelfAttention.y (Attention) lse", 576L, batch: 1, time: 1),
-                new global::ModelDsl.CostTerm("SelfAttention.qkvLora (LowRank) lora_hidden", 384L, batch: 1, time: 1),
+                new global::ModelDsl.CostTerm("SelfAttention.qkvLora (LowRank) hidden", 384L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) mean #2", 48L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) rstd #2", 48L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("Logits.x (Dropout) dropout_mask", 768L, batch: 1, time: 1),

@@ -56,7 +56,7 @@ namespace ModelDsl.Examples
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) mean", 16L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) rstd", 16L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("SelfAttention.y (Attention) lse", 64L, batch: 1, time: 1),
-                new global::ModelDsl.CostTerm("SelfAttention.qkvLora (LowRank) lora_hidden", 128L, batch: 1, time: 1),
+                new global::ModelDsl.CostTerm("SelfAttention.qkvLora (LowRank) hidden", 128L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) mean #2", 16L, batch: 1, time: 1),
                 new global::ModelDsl.CostTerm("DecoderLayer.h (Norm) rstd #2", 16L, batch: 1, time: 1),
             });

@@ -52,7 +52,8 @@ namespace ModelDsl.Ilgpu.Tests
         /// </summary>
         public static torch.optim.Optimizer AdamW(TransformerModel reference)
         {
-            var parameters = reference.parameters().ToList();
+            // What trains: a frozen base (model.Lora.Freeze()) leaves only the adapters requiring gradients.
+            var parameters = reference.parameters().Where(p => p.requires_grad).ToList();
             OptimizerRules.GiveEveryParameterAGradient(parameters);
             return torch.optim.AdamW(new[]
             {

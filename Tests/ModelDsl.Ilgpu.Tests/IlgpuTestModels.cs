@@ -89,4 +89,14 @@ namespace ModelDsl.Ilgpu.Tests
     [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
     [MixtureOfExperts(Experts = 3, TopK = 1, AuxLossWeight = 0.5)]
     public partial record TinyIlgpuMoeGpt;
+
+    /// <summary>
+    /// GPT-2's layout with LoRA adapters (rank 4, alpha 8: scale 2) on the fused c_attn and the MLP's c_fc and c_proj:
+    /// adapters beside Conv1D base weights stored [in, out], under PEFT's names; one layer.
+    /// </summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 1)]
+    [FeedForward(Inner = 32, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
+    [Lora(Rank = 4, Alpha = 8, Targets = LoraTargets.Query | LoraTargets.Value | LoraTargets.FeedForward)]
+    public partial record TinyIlgpuLoraGpt;
 }

@@ -387,24 +387,27 @@ namespace ModelDsl.Ilgpu
             return value[0];
         }
 
-        /// <summary>The global L2 norm of the parameter gradients (before clipping).</summary>
+        /// <summary>The global L2 norm of the gradients of the parameters that train (before clipping).</summary>
         public float GradientNorm()
         {
-            Kernels.SumOfSquares(sumOfSquares.View, Parameters.Gradients);
+            Kernels.SumOfSquares(sumOfSquares.View, Parameters.Gradients.SubView(0, Parameters.TrainableCount));
             return MathF.Sqrt(ReadScalar(sumOfSquares.View));
         }
 
         /// <summary>
         /// One AdamW update of every parameter, the gradients first clipped to a global norm of
         /// <paramref name="maxGradNorm"/> as torch.nn.utils.clip_grad_norm_ does (no clipping when it is 0 or infinite).
-        /// Matrices get weight decay, vectors not, as the TorchSharp trainer's parameter groups do. Returns the gradient
-        /// norm before clipping (the kernel reads it on the device; the host reads it afterwards for reports).
+        /// Matrices get weight decay, vectors not, as the TorchSharp trainer's parameter groups do; with the base frozen
+        /// only the LoRA adapters step (<see cref="ParameterStore.FreezeBase"/>). Returns the gradient norm before clipping
+        /// (the kernel reads it on the device; the host reads it afterwards for reports).
         /// </summary>
         public float AdamWStep(int step, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, float maxGradNorm)
         {
-            Kernels.SumOfSquares(sumOfSquares.View, Parameters.Gradients);
-            Kernels.AdamW(Parameters.Values, Parameters.Gradients, Parameters.FirstMoments, Parameters.SecondMoments, sumOfSquares.View,
-                new AdamWStep(learningRate, beta1, beta2, epsilon, weightDecay, step, maxGradNorm, Parameters.DecayedCount));
+            long trainable = Parameters.TrainableCount;
+            var gradients = Parameters.Gradients.SubView(0, trainable);
+            Kernels.SumOfSquares(sumOfSquares.View, gradients);
+            Kernels.AdamW(Parameters.Values.SubView(0, trainable), gradients, Parameters.FirstMoments.SubView(0, trainable), Parameters.SecondMoments.SubView(0, trainable),
+                sumOfSquares.View, new AdamWStep(learningRate, beta1, beta2, epsilon, weightDecay, step, maxGradNorm, Math.Min(Parameters.DecayedCount, trainable)));
             return MathF.Sqrt(ReadScalar(sumOfSquares.View));
         }
 

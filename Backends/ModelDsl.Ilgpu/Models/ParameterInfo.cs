@@ -9,13 +9,14 @@ namespace ModelDsl.Ilgpu
     /// <summary>
     /// One parameter of a generated model, as the op graph describes it: its Hugging Face name ("{layer}" standing
     /// for the layer index, "{expert}" for the expert), the shape of one instance, how many layers hold one (0: not
-    /// per layer), how many experts of each layer hold one (0: not per expert) and its initialisation.
+    /// per layer), how many experts of each layer hold one (0: not per expert), its initialisation, and whether it is a
+    /// LoRA adapter (lora_A, lora_B: what trains when the base is frozen).
     /// </summary>
-    public sealed record ParameterInfo(string Name, long[] Shape, int Layers, InitKind Init, double Std = 0, int Experts = 0)
+    public sealed record ParameterInfo(string Name, long[] Shape, int Layers, InitKind Init, double Std = 0, int Experts = 0, bool Adapter = false)
     {
-        public static ParameterInfo Normal(string name, long[] shape, int layers, double std, int experts = 0) => new(name, shape, layers, InitKind.Normal, std, experts);
+        public static ParameterInfo Normal(string name, long[] shape, int layers, double std, int experts = 0, bool adapter = false) => new(name, shape, layers, InitKind.Normal, std, experts, adapter);
 
-        public static ParameterInfo Zeros(string name, long[] shape, int layers, int experts = 0) => new(name, shape, layers, InitKind.Zeros, Experts: experts);
+        public static ParameterInfo Zeros(string name, long[] shape, int layers, int experts = 0, bool adapter = false) => new(name, shape, layers, InitKind.Zeros, Experts: experts, Adapter: adapter);
 
         public static ParameterInfo Ones(string name, long[] shape, int layers, int experts = 0) => new(name, shape, layers, InitKind.Ones, Experts: experts);
 

@@ -15,8 +15,9 @@ namespace ModelDsl.Ilgpu
     /// <summary>
     /// Every parameter of a model in one flat device buffer, with gradients and AdamW's two moments in three more of
     /// the same layout (llm.c's layout: one allocation each, so the optimizer and the gradient norm are one launch
-    /// over the whole model). Matrices come first, then vectors, so AdamW decays exactly the elements below
-    /// <see cref="DecayedCount"/>. Parameters are found by their Hugging Face name, "{layer}" and all. A layer's experts
+    /// over the whole model). LoRA adapters come first, then the other matrices, then vectors, so AdamW decays exactly the
+    /// elements below <see cref="DecayedCount"/>, and with the base frozen it runs over the adapters alone, the first
+    /// <see cref="AdapterCount"/> elements (all matrices). Parameters are found by their Hugging Face name, "{layer}" and all. A layer's experts
     /// lie one after another, so <see cref="Weight"/> of a per-expert name is that layer's [experts, ...] block, which
     /// the expert kernels index by the routed expert.
     /// </summary>
@@ -32,8 +33,11 @@ namespace ModelDsl.Ilgpu
             ModelName = modelName;
             var slots = new List<ParameterSlot>();
             long offset = 0;
-            // Decayed parameters first, each group in the graph's order (stable: the layout is deterministic).
-            foreach (var info in parameters.Where(p => p.Decayed).Concat(parameters.Where(p => !p.Decayed)))
+            // Adapters, then the other decayed parameters, then the rest, each group in the graph's order (stable: the layout is deterministic).
+            var adapters = parameters.Where(p => p.Adapter).ToList();
+            if (adapters.Any(p => !p.Decayed))
+                throw new ArgumentException($"Model '{modelName}': LoRA adapters are matrices; '{adapters.First(p => !p.Decayed).Name}' is not.", nameof(parameters));
+            foreach (var info in adapters.Concat(parameters.Where(p => p.Decayed && !p.Adapter)).Concat(parameters.Where(p => !p.Decayed)))
             {
                 var blocks = new (long Offset, long Length)[Math.Max(1, info.Layers)];
                 for (int layer = 0; layer < blocks.Length; layer++)
@@ -51,6 +55,7 @@ namespace ModelDsl.Ilgpu
                 }
                 byTemplate[info.Name] = blocks;
                 if (info.Decayed) DecayedCount = offset;
+                if (info.Adapter) AdapterCount = offset;
             }
             Infos = parameters;
             Slots = slots;
@@ -75,6 +80,33 @@ namespace ModelDsl.Ilgpu
 
         /// <summary>Elements [0, DecayedCount) get AdamW's weight decay.</summary>
         public long DecayedCount { get; }
+
+        /// <summary>Elements [0, AdapterCount) are LoRA adapters (0 without [Lora]).</summary>
+        public long AdapterCount { get; }
+
+        /// <summary>
+        /// Whether only the adapters train (<see cref="AdapterCount"/> elements; the base weights keep their values), as
+        /// the TorchSharp backend's model.Lora.Freeze() makes them. Gradients are still computed for every parameter.
+        /// </summary>
+        public bool BaseFrozen { get; private set; }
+
+        /// <summary>Trains the adapters alone (see <see cref="BaseFrozen"/>); the optimizer's moments start afresh.</summary>
+        public void FreezeBase()
+        {
+            if (AdapterCount == 0) throw new InvalidOperationException($"Model '{ModelName}' has no LoRA adapters to train alone: declare [Lora].");
+            BaseFrozen = true;
+            ResetOptimizer();
+        }
+
+        /// <summary>Trains every parameter again; the optimizer's moments start afresh.</summary>
+        public void UnfreezeBase()
+        {
+            BaseFrozen = false;
+            ResetOptimizer();
+        }
+
+        /// <summary>The elements the optimizer updates: [0, TrainableCount).</summary>
+        public long TrainableCount => BaseFrozen ? AdapterCount : Count;
 
         public ArrayView<float> Values => values.View.SubView(0, Count);
 

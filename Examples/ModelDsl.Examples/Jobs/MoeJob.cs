@@ -3,6 +3,9 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using ModelDsl.Examples.Backends;
+using ModelDsl.Ilgpu;
+using ModelDsl.Ilgpu.Training;
 using ModelDsl.Text;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
@@ -28,7 +31,7 @@ namespace ModelDsl.Examples.Jobs
                 --seed N                 seed for initialisation and batches (default 1337)
                 --threads N              libtorch threads (default 1: the model's operations are small, and a second
                                          thread only waits when another program shares the cores)
-            """;
+            """ + "\n" + BackendOption.Usage;
 
         private const int ValidationBatches = 16;
 
@@ -37,7 +40,9 @@ namespace ModelDsl.Examples.Jobs
             TorchSharpRuntime.EnsureLoaded();
             var outDir = Directory.CreateDirectory(options.Get("--out", "out")).FullName;
             ulong seed = (ulong)options.Get("--seed", 1337);
-            int steps = options.Get("--steps", 600);
+            using var device = BackendOption.Open(options, "2 steps of one 32-character sequence per model");
+            bool emulated = device is { IsEmulator: true };
+            int steps = options.Get("--steps", emulated ? 2 : 600);
 
             var text = Corpus.KingJamesBible();
             var tokenizer = CharTokenizer.FromCorpus(text);
@@ -46,14 +51,14 @@ namespace ModelDsl.Examples.Jobs
             var trainingOptions = new TrainingOptions
             {
                 Steps = steps,
-                BatchSize = options.Get("--batch", 16),
-                SequenceLength = KjvGpt.Card.Context,
+                BatchSize = options.Get("--batch", emulated ? 1 : 16),
+                SequenceLength = emulated ? 32 : KjvGpt.Card.Context,
                 LearningRate = options.Get("--lr", 3e-3),
                 WarmupSteps = Math.Min(50, steps / 10),
                 MinLearningRateRatio = 0.1,
                 WeightDecay = 0.1,
                 EvalEvery = Math.Max(1, steps / 12),
-                EvalBatches = 8,
+                EvalBatches = emulated ? 1 : 8,
                 Seed = seed,
                 Threads = options.Get("--threads", 1),
             };
@@ -66,18 +71,15 @@ namespace ModelDsl.Examples.Jobs
 
             Console.WriteLine();
             Console.WriteLine($"1/2  dense: {KjvGpt.Card.Name}, {steps} steps");
-            TrainingReport denseReport;
-            using (var trainer = new LanguageModelTrainer(dense, trainingOptions))
-                denseReport = new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
+            var denseReport = Train(device, dense, d => KjvGpt.CreateIlgpu(d, seed), trainingOptions, data, Path.Combine(outDir, "kjv-moe-dense.ilgpu.safetensors"), _ => { });
 
             Console.WriteLine();
             Console.WriteLine($"2/2  mixture of experts: {KjvMoeGpt.Card.Name}, the same {steps} steps on the same batches (its training loss includes the load-balancing loss)");
             // Expert load is measured on one fixed validation batch at every evaluation.
             var probe = new LanguageModelData(data).Stream(DataSplit.Validation, trainingOptions with { BatchSize = 32 }, seed ^ 0x10AD, null).Next();
             var loads = new List<ExpertLoad>();
-            TrainingReport moeReport;
-            using (var trainer = new LanguageModelTrainer(moe, trainingOptions))
-                moeReport = new ConsoleTrainingView().Run(view => trainer.Train(data, new LoadProbe(view, step => loads.Add(MeasureLoad(moe, probe.Ids, step)))));
+            var moeReport = Train(device, moe, d => KjvMoeGpt.CreateIlgpu(d, seed), trainingOptions, data, Path.Combine(outDir, "kjv-moe.ilgpu.safetensors"),
+                step => loads.Add(MeasureLoad(moe, probe.Ids, step)));
 
             // The language-modelling loss alone, on the same held-out windows for both (the trainer's validation loss of
             // the MoE model includes its weighted load-balancing loss).
@@ -113,6 +115,38 @@ namespace ModelDsl.Examples.Jobs
                 steps, ValidationBatches, trainingOptions.BatchSize, KjvGpt.Card.Name, denseLoss, KjvMoeGpt.Card.Name, moeLoss, moeLoss - denseLoss, auxiliary,
                 denseReport.TrainingTime.TotalSeconds, moeReport.TrainingTime.TotalSeconds, denseReport.ItemsPerSecond, moeReport.ItemsPerSecond));
             Console.WriteLine($"Saved {denseCheckpoint}, {moeCheckpoint}, {lossPlot}, {loadPlot} and {loadTrainingPlot}.");
+        }
+
+        /// <summary>
+        /// Trains <paramref name="model"/> with the TorchSharp trainer, or (with a device) its ILGPU twin from the same initial
+        /// weights on the same batches, moving the weights back through <paramref name="weightsFile"/> at every evaluation
+        /// (where <paramref name="atEvaluation"/> measures the TorchSharp model) and at the end.
+        /// </summary>
+        private static TrainingReport Train(IlgpuDevice? device, CausalLanguageModel model, Func<IlgpuDevice, IlgpuCausalLanguageModel> createIlgpu,
+            TrainingOptions options, TokenBatches data, string weightsFile, Action<int> atEvaluation)
+        {
+            if (device is null)
+            {
+                using var trainer = new LanguageModelTrainer(model, options);
+                return new ConsoleTrainingView().Run(view => trainer.Train(data, new EvaluationProbe(view, atEvaluation)));
+            }
+            using var ilgpu = createIlgpu(device);
+            model.SaveSafetensors(weightsFile);
+            ilgpu.LoadSafetensors(weightsFile);
+            void Synchronise()
+            {
+                ilgpu.SaveSafetensors(weightsFile);
+                model.LoadSafetensors(weightsFile);
+            }
+            var ilgpuTrainer = new IlgpuLanguageModelTrainer(ilgpu, options);
+            var report = new ConsoleTrainingView().Run(view => ilgpuTrainer.Train(data, new EvaluationProbe(view, step =>
+            {
+                Synchronise();
+                atEvaluation(step);
+            })));
+            Synchronise();
+            File.Delete(weightsFile);
+            return report;
         }
 
         /// <summary>Both models' sizes, and why a token of the MoE model meets as many parameters as one of the dense model.</summary>
@@ -185,7 +219,7 @@ namespace ModelDsl.Examples.Jobs
         };
 
         /// <summary>Passes every event to the console view and, at each evaluation, lets <paramref name="measure"/> record the expert load.</summary>
-        private sealed class LoadProbe(ITrainingObserver view, Action<int> measure) : ITrainingObserver
+        private sealed class EvaluationProbe(ITrainingObserver view, Action<int> measure) : ITrainingObserver
         {
             public void OnStart(TrainingStart start) => view.OnStart(start);
 

@@ -98,13 +98,14 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             writer.Line($"/// <summary>The parameters under Hugging Face {graph.Layout} names (\"{{layer}}\": one per layer), with {graph.Layout}'s initialisation.</summary>");
             writer.Line($"private static readonly {Runtime}ParameterInfo[] ParameterTable =");
             writer.Line("{");
+            var adapters = new HashSet<int>(graph.AllOps().Where(p => p.Op is LowRankOp).SelectMany(p => p.Op.Parameters));
             foreach (var p in graph.Parameters)
             {
                 string layers = p.Layers.Count == 0 ? "0" : p.Stack + "Layers";
                 string shape = "new long[] { " + string.Join(", ", p.Shape.Select(d => d.Expression)) + " }";
                 string name = Literal(p.Layers.Count == 0 ? p.PathAt(0) : p.Path);
                 // A layer's experts lie together in the store: the expert kernels read the [Experts, ...] block.
-                string experts = p.Experts > 0 ? ", experts: Experts" : "";
+                string experts = (p.Experts > 0 ? ", experts: Experts" : "") + (adapters.Contains(p.Id) ? ", adapter: true" : "");
                 string entry = p.Init.Kind switch
                 {
                     InitKind.Normal => $"{Runtime}ParameterInfo.Normal({name}, {shape}, {layers}, {p.Init.StdExpression}{experts}),",

@@ -59,6 +59,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 bool transposeW = ((LinearOp)op).Layout == WeightLayout.OutIn;
                 w.Line($"Kernels.Matmul({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {outputs}, {inputs}, transposeA: false, transposeB: {Literal(transposeW)}, accumulate: false);", op);
             },
+            [OpKind.LowRank] = (w, op) => w.Line($"Kernels.LowRankForward({w.Out(op)}, {w.Statistic(op, "hidden")}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {LowRank(w, op)});", op),
             [OpKind.Activation] = (w, op) => w.Line($"Kernels.ActivationForward({Function(((ActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)});", op),
             [OpKind.GatedActivation] = (w, op) => w.Line($"Kernels.GatedForward({Function(((GatedActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op),
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => w.ValueOf(o).Name))}: column views of {w.ValueOf(op.Input(0)).Name}, read in place"),
@@ -131,6 +132,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 if (op.HasParameter(1))
                     w.ParameterGradientLine($"Kernels.BiasBackward({w.WeightGradient(op, 1)}, {w.DOut(op)}, {rows}, {outputs});", op, 1);
             },
+            [OpKind.LowRank] = (w, op) => w.GradientLine($"Kernels.LowRankBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.WeightGradient(op, 1)}, {w.DOut(op)}, " +
+                $"{w.In(op, 0)}, {w.Statistic(op, "hidden")}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {LowRank(w, op)});", op.Input(0)),
             // tanh's backward reads its output, the others their input: what the IR's schedule saves for each.
             [OpKind.Activation] = (w, op) => w.GradientLine(((ActivationOp)op).Function == ActivationKind.Tanh
                 ? $"Kernels.TanhBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {w.Out(op)});"
@@ -176,6 +179,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         };
 
         private static string Function(ActivationKind activation) => Runtime + "KernelActivation." + activation;
+
+        /// <summary>A LoRA update's sizes: rows, the projection's input and output widths, the rank (lora_A's rows) and alpha / rank.</summary>
+        private static string LowRank(IlgpuFunctionWriter w, Op op)
+        {
+            var scale = ((LowRankOp)op).Scale;
+            var lora = w.Graph.Spec.Lora!;
+            string factor = scale == lora.Alpha / lora.Rank ? "(float)LoraScale" : Literal(scale) + "f";
+            return $"{w.Rows(op.Input(0))}, {w.Width(op.Input(0))}, {w.Width(op.Output())}, {w.Parameter(op, 0).Shape[0].Expression}, {factor}";
+        }
 
         // ---------------------------------------------------------------- mixture of experts
 

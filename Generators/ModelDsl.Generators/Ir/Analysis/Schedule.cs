@@ -135,7 +135,7 @@ namespace ModelDsl.Generators.Ir.Analysis
                         ? new[] { new SavedStatistic("mean", RowsOf(s.Inputs[0])), new SavedStatistic("rstd", RowsOf(s.Inputs[0])) }
                         : new[] { new SavedStatistic("rstd", RowsOf(s.Inputs[0])) });
                 case LinearOp: return (new[] { 0 }, Array.Empty<int>(), None);
-                case LowRankOp: return (new[] { 0 }, Array.Empty<int>(), s => new[] { new SavedStatistic("lora_hidden", RowsOf(s.Inputs[0]).Append(Graph.Parameter(op.Parameter(0)).Shape[0]).ToEquatableArray()) });
+                case LowRankOp: return (new[] { 0 }, Array.Empty<int>(), s => new[] { new SavedStatistic("hidden", RowsOf(s.Inputs[0]).Append(Graph.Parameter(op.Parameter(0)).Shape[0]).ToEquatableArray()) });
                 case ActivationOp activation: return activation.Function == ActivationKind.Tanh ? (Array.Empty<int>(), new[] { 0 }, None) : (new[] { 0 }, Array.Empty<int>(), None);
                 case GatedActivationOp: return (new[] { 0, 1 }, Array.Empty<int>(), None);
                 case AttentionOp attention:
