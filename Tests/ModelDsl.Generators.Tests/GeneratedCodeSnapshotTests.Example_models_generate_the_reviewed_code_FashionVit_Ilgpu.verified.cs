@@ -249,8 +249,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(gelu(up(h))).</summary>
             private void FeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(feedForwardU[layer], h, Weight("vit.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("vit.encoder.layer.{layer}.intermediate.dense.bias", layer), Batch * (Patches + 1), Inner, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Patches+1=17, Inner=128]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Gelu, feedForwardU2[layer], feedForwardU[layer]); // [Batch, Patches+1=17, Inner=128]
+                Kernels.MatmulActivation(feedForwardU[layer], feedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.Gelu, h, Weight("vit.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("vit.encoder.layer.{layer}.intermediate.dense.bias", layer), Batch * (Patches + 1), Inner, Hidden, transposeB: true); // [Batch, Patches+1=17, Inner=128]
+                // Gelu: applied by the matmul above, as its epilogue
                 Kernels.Matmul(feedForwardO[0], feedForwardU2[layer], Weight("vit.encoder.layer.{layer}.output.dense.weight", layer), Weight("vit.encoder.layer.{layer}.output.dense.bias", layer), Batch * (Patches + 1), Hidden, Inner, transposeA: false, transposeB: true, accumulate: false); // [Batch, Patches+1=17, Hidden=64]
             }
 

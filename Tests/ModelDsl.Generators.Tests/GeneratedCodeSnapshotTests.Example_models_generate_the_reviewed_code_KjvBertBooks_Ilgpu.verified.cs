@@ -161,8 +161,8 @@ namespace ModelDsl.Examples
                 for (int layer = 0; layer < EncoderLayers; layer++)
                     EncoderLayerForward(layer, layer == 0 ? x4[0] : encoderLayerX4[layer - 1]); // [Batch, Time, Hidden=64]
                 Kernels.SelectTokenForward(first[0], encoderLayerX4[EncoderLayers - 1], Batch, Time, Hidden, index: 0); // [Batch, Hidden=64]
-                Kernels.Matmul(pooled[0], first[0], Weight("bert.pooler.dense.weight"), Weight("bert.pooler.dense.bias"), Batch, Hidden, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Hidden=64]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Tanh, pooled2[0], pooled[0]); // [Batch, Hidden=64]
+                Kernels.MatmulActivation(pooled[0], pooled2[0], global::ModelDsl.Ilgpu.KernelActivation.Tanh, first[0], Weight("bert.pooler.dense.weight"), Weight("bert.pooler.dense.bias"), Batch, Hidden, Hidden, transposeB: true); // [Batch, Hidden=64]
+                // Tanh: applied by the matmul above, as its epilogue
                 Kernels.Matmul(logits[0], pooled2[0], Weight("classifier.weight"), Weight("classifier.bias"), Batch, Classes, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Classes=8]
             }
 
@@ -268,8 +268,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(gelu(up(h))).</summary>
             private void FeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(feedForwardU[layer], h, Weight("bert.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("bert.encoder.layer.{layer}.intermediate.dense.bias", layer), Tokens, Inner, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Inner=256]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Gelu, feedForwardU2[layer], feedForwardU[layer]); // [Batch, Time, Inner=256]
+                Kernels.MatmulActivation(feedForwardU[layer], feedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.Gelu, h, Weight("bert.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("bert.encoder.layer.{layer}.intermediate.dense.bias", layer), Tokens, Inner, Hidden, transposeB: true); // [Batch, Time, Inner=256]
+                // Gelu: applied by the matmul above, as its epilogue
                 Kernels.Matmul(feedForwardO[0], feedForwardU2[layer], Weight("bert.encoder.layer.{layer}.output.dense.weight", layer), Weight("bert.encoder.layer.{layer}.output.dense.bias", layer), Tokens, Hidden, Inner, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Hidden=64]
             }
 

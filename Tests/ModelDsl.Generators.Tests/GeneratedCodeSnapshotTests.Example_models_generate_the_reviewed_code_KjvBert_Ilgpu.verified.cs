@@ -162,8 +162,8 @@ namespace ModelDsl.Examples
                 Kernels.LayerNormForward(x4[0], x4Mean[0], x4Rstd[0], x3[0], Weight("bert.embeddings.LayerNorm.weight"), Weight("bert.embeddings.LayerNorm.bias"), Tokens, Hidden, (float)Epsilon); // [Batch, Time, Hidden=64]
                 for (int layer = 0; layer < EncoderLayers; layer++)
                     EncoderLayerForward(layer, layer == 0 ? x4[0] : encoderLayerX4[layer - 1]); // [Batch, Time, Hidden=64]
-                Kernels.Matmul(h[0], encoderLayerX4[EncoderLayers - 1], Weight("cls.predictions.transform.dense.weight"), Weight("cls.predictions.transform.dense.bias"), Tokens, Hidden, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Hidden=64]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Gelu, h2[0], h[0]); // [Batch, Time, Hidden=64]
+                Kernels.MatmulActivation(h[0], h2[0], global::ModelDsl.Ilgpu.KernelActivation.Gelu, encoderLayerX4[EncoderLayers - 1], Weight("cls.predictions.transform.dense.weight"), Weight("cls.predictions.transform.dense.bias"), Tokens, Hidden, Hidden, transposeB: true); // [Batch, Time, Hidden=64]
+                // Gelu: applied by the matmul above, as its epilogue
                 Kernels.LayerNormForward(h3[0], h3Mean[0], h3Rstd[0], h2[0], Weight("cls.predictions.transform.LayerNorm.weight"), Weight("cls.predictions.transform.LayerNorm.bias"), Tokens, Hidden, (float)Epsilon); // [Batch, Time, Hidden=64]
                 Kernels.Matmul(logits[0], h3[0], Weight("bert.embeddings.word_embeddings.weight"), Weight("cls.predictions.bias"), Tokens, Vocab, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Vocab=66]
             }
@@ -270,8 +270,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(gelu(up(h))).</summary>
             private void FeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(feedForwardU[layer], h, Weight("bert.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("bert.encoder.layer.{layer}.intermediate.dense.bias", layer), Tokens, Inner, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Inner=256]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Gelu, feedForwardU2[layer], feedForwardU[layer]); // [Batch, Time, Inner=256]
+                Kernels.MatmulActivation(feedForwardU[layer], feedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.Gelu, h, Weight("bert.encoder.layer.{layer}.intermediate.dense.weight", layer), Weight("bert.encoder.layer.{layer}.intermediate.dense.bias", layer), Tokens, Inner, Hidden, transposeB: true); // [Batch, Time, Inner=256]
+                // Gelu: applied by the matmul above, as its epilogue
                 Kernels.Matmul(feedForwardO[0], feedForwardU2[layer], Weight("bert.encoder.layer.{layer}.output.dense.weight", layer), Weight("bert.encoder.layer.{layer}.output.dense.bias", layer), Tokens, Hidden, Inner, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Hidden=64]
             }
 

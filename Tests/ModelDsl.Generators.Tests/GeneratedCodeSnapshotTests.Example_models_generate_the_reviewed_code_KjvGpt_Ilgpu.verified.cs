@@ -214,8 +214,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(gelu_tanh(up(h))).</summary>
             private void FeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(feedForwardU[layer], h, Weight("transformer.h.{layer}.mlp.c_fc.weight", layer), Weight("transformer.h.{layer}.mlp.c_fc.bias", layer), Tokens, Inner, Hidden, transposeA: false, transposeB: false, accumulate: false); // [Batch, Time, Inner=512]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.GeluTanh, feedForwardU2[layer], feedForwardU[layer]); // [Batch, Time, Inner=512]
+                Kernels.MatmulActivation(feedForwardU[layer], feedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.GeluTanh, h, Weight("transformer.h.{layer}.mlp.c_fc.weight", layer), Weight("transformer.h.{layer}.mlp.c_fc.bias", layer), Tokens, Inner, Hidden, transposeB: false); // [Batch, Time, Inner=512]
+                // GeluTanh: applied by the matmul above, as its epilogue
                 Kernels.Matmul(feedForwardO[0], feedForwardU2[layer], Weight("transformer.h.{layer}.mlp.c_proj.weight", layer), Weight("transformer.h.{layer}.mlp.c_proj.bias", layer), Tokens, Hidden, Inner, transposeA: false, transposeB: false, accumulate: false); // [Batch, Time, Hidden=128]
             }
 

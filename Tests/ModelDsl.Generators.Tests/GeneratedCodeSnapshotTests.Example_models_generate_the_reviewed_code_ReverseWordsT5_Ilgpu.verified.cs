@@ -302,8 +302,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(relu(up(h))).</summary>
             private void EncoderFeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(encoderFeedForwardU[layer], h, Weight("encoder.block.{layer}.layer.1.DenseReluDense.wi.weight", layer), default, Batch * SourceTime, Inner, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, SourceTime, Inner=512]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Relu, encoderFeedForwardU2[layer], encoderFeedForwardU[layer]); // [Batch, SourceTime, Inner=512]
+                Kernels.MatmulActivation(encoderFeedForwardU[layer], encoderFeedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.Relu, h, Weight("encoder.block.{layer}.layer.1.DenseReluDense.wi.weight", layer), default, Batch * SourceTime, Inner, Hidden, transposeB: true); // [Batch, SourceTime, Inner=512]
+                // Relu: applied by the matmul above, as its epilogue
                 Kernels.Matmul(encoderFeedForwardO[0], encoderFeedForwardU2[layer], Weight("encoder.block.{layer}.layer.1.DenseReluDense.wo.weight", layer), default, Batch * SourceTime, Hidden, Inner, transposeA: false, transposeB: true, accumulate: false); // [Batch, SourceTime, Hidden=128]
             }
 
@@ -455,8 +455,8 @@ namespace ModelDsl.Examples
             /// <summary>Forward: Feed-forward: down(relu(up(h))).</summary>
             private void DecoderFeedForwardForward(int layer, global::ILGPU.ArrayView<float> h)
             {
-                Kernels.Matmul(decoderFeedForwardU[layer], h, Weight("decoder.block.{layer}.layer.2.DenseReluDense.wi.weight", layer), default, Tokens, Inner, Hidden, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Inner=512]
-                Kernels.ActivationForward(global::ModelDsl.Ilgpu.KernelActivation.Relu, decoderFeedForwardU2[layer], decoderFeedForwardU[layer]); // [Batch, Time, Inner=512]
+                Kernels.MatmulActivation(decoderFeedForwardU[layer], decoderFeedForwardU2[layer], global::ModelDsl.Ilgpu.KernelActivation.Relu, h, Weight("decoder.block.{layer}.layer.2.DenseReluDense.wi.weight", layer), default, Tokens, Inner, Hidden, transposeB: true); // [Batch, Time, Inner=512]
+                // Relu: applied by the matmul above, as its epilogue
                 Kernels.Matmul(decoderFeedForwardO[0], decoderFeedForwardU2[layer], Weight("decoder.block.{layer}.layer.2.DenseReluDense.wo.weight", layer), default, Tokens, Hidden, Inner, transposeA: false, transposeB: true, accumulate: false); // [Batch, Time, Hidden=128]
             }
 

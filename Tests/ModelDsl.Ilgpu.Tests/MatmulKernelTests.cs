@@ -56,6 +56,39 @@ namespace ModelDsl.Ilgpu.Tests
             log.WriteLine($"{m}x{n}x{k}: worst error {worst:F3} of the bound");
         }
 
+        /// <summary>
+        /// The fused epilogue computes exactly what the unfused pair does: the same tiled sums (so the pre-activation is
+        /// bit for bit the plain product's, which the test above checks against libtorch) and the same activation function
+        /// on the same float (bit for bit ActivationForward's, which ActivationKernelTests checks against libtorch).
+        /// </summary>
+        [Theory]
+        [InlineData(KernelActivation.GeluTanh, false)]
+        [InlineData(KernelActivation.Gelu, true)]
+        [InlineData(KernelActivation.Relu, true)]
+        [InlineData(KernelActivation.Silu, false)]
+        [InlineData(KernelActivation.Tanh, true)]
+        public void The_activation_epilogue_equals_the_matmul_then_the_activation_kernel(KernelActivation function, bool transposeB)
+        {
+            const int m = 67, n = 33, k = 45;
+            var a = Randn(1, m, k);
+            var b = transposeB ? Randn(2, n, k) : Randn(2, k, n);
+            var bias = Randn(3, n);
+            using var da = Upload(a);
+            using var db = Upload(b);
+            using var dBias = Upload(bias);
+            using var fused = Upload(full(m, n, float.NaN));
+            using var fusedActivated = Upload(full(m, n, float.NaN));
+            using var plain = Upload(full(m, n, float.NaN));
+            using var plainActivated = Upload(full(m, n, float.NaN));
+
+            Gpu.MatmulActivation(fused.View, fusedActivated.View, function, da.View, db.View, dBias.View, m, n, k, transposeB);
+            Gpu.Matmul(plain.View, da.View, db.View, dBias.View, m, n, k, transposeA: false, transposeB, accumulate: false);
+            Gpu.ActivationForward(function, plainActivated.View, plain.View);
+
+            Assert.Equal(Download(plain.View), Download(fused.View));
+            Assert.Equal(Download(plainActivated.View), Download(fusedActivated.View));
+        }
+
         [Theory]
         [InlineData(1, 5)]
         [InlineData(37, 67)]

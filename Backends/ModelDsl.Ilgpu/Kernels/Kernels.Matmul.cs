@@ -1,3 +1,4 @@
+using System;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -41,6 +42,26 @@ namespace ModelDsl.Ilgpu
         /// </summary>
         public void Matmul(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
             int m, int n, int k, bool transposeA, bool transposeB, bool accumulate)
+            => LaunchMatmul(c, default, 0, a, b, bias, m, n, k, transposeA, transposeB, accumulate);
+
+        /// <summary>
+        /// A linear layer with its activation as the epilogue: c[m, n] = a op(b) + bias[n], the pre-activation (kept for the
+        /// backward pass), and activated = f(c), written by the same threads from the same registers. Unfused, an activation
+        /// kernel would read c back: this saves one pass over [m, n] and a launch. op(b) as in <see cref="Matmul"/>.
+        /// </summary>
+        public void MatmulActivation(ArrayView<float> c, ArrayView<float> activated, KernelActivation function, ArrayView<float> a, ArrayView<float> b,
+            ArrayView<float> bias, int m, int n, int k, bool transposeB)
+        {
+            const string kernel = nameof(MatmulActivation);
+            if (!Enum.IsDefined(function)) throw new ArgumentOutOfRangeException(nameof(function), function, $"{kernel}: unknown activation.");
+            Check.Positive(kernel, nameof(m), m);
+            Check.Positive(kernel, nameof(n), n);
+            Check.Length(kernel, nameof(activated), activated, Check.Indexable(kernel, nameof(activated), (long)m * n));
+            LaunchMatmul(c, activated, (int)function, a, b, bias, m, n, k, transposeA: false, transposeB, accumulate: false);
+        }
+
+        private void LaunchMatmul(ArrayView<float> c, ArrayView<float> activated, int function, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
+            int m, int n, int k, bool transposeA, bool transposeB, bool accumulate)
         {
             Check.Positive(nameof(Matmul), nameof(m), m);
             Check.Positive(nameof(Matmul), nameof(n), n);
@@ -50,8 +71,8 @@ namespace ModelDsl.Ilgpu
             Check.Length(nameof(Matmul), nameof(b), b, Check.Indexable(nameof(Matmul), nameof(b), (long)k * n));
             if (bias.Length > 0) Check.Length(nameof(Matmul), nameof(bias), bias, n);
             int groups = GroupsFor(m, MatmulTile) * GroupsFor(n, MatmulTile);
-            Load(nameof(MatmulKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(MatmulKernel))
-                (new KernelConfig(groups, MatmulGroupSize), c, a, b, bias, m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0, accumulate ? 1 : 0);
+            Load(nameof(MatmulKernel), acc => acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(MatmulKernel))
+                (new KernelConfig(groups, MatmulGroupSize), c, activated, function, a, b, bias, m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0, accumulate ? 1 : 0);
         }
 
         /// <summary>dBias[column] += the sum over rows of dOutput[row, column] (dOutput [rows, columns]).</summary>
@@ -66,7 +87,7 @@ namespace ModelDsl.Ilgpu
         }
 
         [Kernel(MatmulGroupSize)]
-        internal static void MatmulKernel(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
+        internal static void MatmulKernel(ArrayView<float> c, ArrayView<float> activated, int function, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
             int m, int n, int k, int transposeA, int transposeB, int accumulate)
         {
             var aTile = SharedMemory.Allocate<float>(MatmulDepth * MatmulTileStride); // [depth][row of the tile]
@@ -126,30 +147,33 @@ namespace ModelDsl.Ilgpu
             }
 
             int row = row0 + ty, column = column0 + tx;
-            StoreMatmul(c, bias, m, n, accumulate, row, column, c00, c01, c02, c03);
-            StoreMatmul(c, bias, m, n, accumulate, row + 16, column, c10, c11, c12, c13);
-            StoreMatmul(c, bias, m, n, accumulate, row + 32, column, c20, c21, c22, c23);
-            StoreMatmul(c, bias, m, n, accumulate, row + 48, column, c30, c31, c32, c33);
+            StoreMatmul(c, activated, function, bias, m, n, accumulate, row, column, c00, c01, c02, c03);
+            StoreMatmul(c, activated, function, bias, m, n, accumulate, row + 16, column, c10, c11, c12, c13);
+            StoreMatmul(c, activated, function, bias, m, n, accumulate, row + 32, column, c20, c21, c22, c23);
+            StoreMatmul(c, activated, function, bias, m, n, accumulate, row + 48, column, c30, c31, c32, c33);
         }
 
         /// <summary>Writes one row of a thread's micro-tile: columns column, column + 16, + 32, + 48.</summary>
-        private static void StoreMatmul(ArrayView<float> c, ArrayView<float> bias, int m, int n, int accumulate, int row, int column,
-            float v0, float v1, float v2, float v3)
+        private static void StoreMatmul(ArrayView<float> c, ArrayView<float> activated, int function, ArrayView<float> bias, int m, int n, int accumulate,
+            int row, int column, float v0, float v1, float v2, float v3)
         {
             if (row >= m) return;
-            StoreMatmulElement(c, bias, n, accumulate, row, column, v0);
-            StoreMatmulElement(c, bias, n, accumulate, row, column + 16, v1);
-            StoreMatmulElement(c, bias, n, accumulate, row, column + 32, v2);
-            StoreMatmulElement(c, bias, n, accumulate, row, column + 48, v3);
+            StoreMatmulElement(c, activated, function, bias, n, accumulate, row, column, v0);
+            StoreMatmulElement(c, activated, function, bias, n, accumulate, row, column + 16, v1);
+            StoreMatmulElement(c, activated, function, bias, n, accumulate, row, column + 32, v2);
+            StoreMatmulElement(c, activated, function, bias, n, accumulate, row, column + 48, v3);
         }
 
-        private static void StoreMatmulElement(ArrayView<float> c, ArrayView<float> bias, int n, int accumulate, int row, int column, float value)
+        /// <summary>The epilogue: bias, accumulation, and (when <paramref name="activated"/> is given) the activation of the result.</summary>
+        private static void StoreMatmulElement(ArrayView<float> c, ArrayView<float> activated, int function, ArrayView<float> bias, int n, int accumulate,
+            int row, int column, float value)
         {
             if (column >= n) return;
             int index = row * n + column;
             if (bias.Length > 0) value += bias[column];
             if (accumulate != 0) value += c[index];
             c[index] = value;
+            if (activated.Length > 0) activated[index] = ActivationValue(function, value);
         }
 
         [Kernel(BiasBackwardColumns * BiasBackwardWarps)]

@@ -61,7 +61,9 @@ namespace ModelDsl.Ilgpu.Training
             ArgumentNullException.ThrowIfNull(data);
             var o = Options;
             bool evaluate = o.EvalEvery > 0 && data.CanValidate;
-            observer?.OnStart(new TrainingStart(model.Card.Name, o, model.ParameterCount, model.Parameters.DecayedCount,
+            // What trains: every parameter, or the LoRA adapters alone when the base is frozen (as the TorchSharp trainer counts).
+            long trainable = model.Parameters.TrainableCount;
+            observer?.OnStart(new TrainingStart(model.Card.Name, o, trainable, Math.Min(model.Parameters.DecayedCount, trainable),
                 data.TrainItems, data.ValidationItems, data.ItemName));
 
             var losses = new List<double>();

@@ -117,7 +117,7 @@ namespace ModelDsl.Training
         }
 
         /// <summary>A throughput with the digits that matter: 16,384, 42.5, 0.12 (an emulator's images per second is not 0).</summary>
-        internal static string Rate(double perSecond)
+        public static string Rate(double perSecond)
             => perSecond.ToString(perSecond >= 100 ? "N0" : perSecond >= 10 ? "F1" : "0.00", CultureInfo.InvariantCulture);
 
         private static string Format(TimeSpan t) =>

@@ -95,8 +95,8 @@ namespace ModelDsl.Examples.Jobs
             LossPlot.Save(Path.Combine(outDir, "kjv-bert-mlm-loss.png"), mlmReport, new[] { new ReferenceLine("unigram entropy", unigram) },
                 "KjvBert masked-LM loss (nats per masked character)");
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Masked LM: held-out loss {0:F3} -> {1:F3} nats per masked character (unigram entropy {2:F3}); {3:P1} of the held-out masked characters predicted exactly. {4:N1} sequences/s.",
-                mlmReport.InitialValidationLoss, mlmReport.FinalValidationLoss, unigram, maskedAccuracy, mlmReport.ItemsPerSecond));
+                "Masked LM: held-out loss {0:F3} -> {1:F3} nats per masked character (unigram entropy {2:F3}); {3:P1} of the held-out masked characters predicted exactly. {4} sequences/s.",
+                mlmReport.InitialValidationLoss, mlmReport.FinalValidationLoss, unigram, maskedAccuracy, ConsoleTrainingView.Rate(mlmReport.ItemsPerSecond)));
 
             // 2. The book of a verse: the same classifier, steps, seed and batches, with and without the pre-trained encoder.
             // Each piece is labelled with its verse's book; a held-out verse is scored by the sum of its pieces' log-probabilities.

@@ -87,9 +87,9 @@ namespace ModelDsl.Examples.Jobs
 
             double final = report.FinalValidationLoss;
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} {6} it. {7:N0} tokens/s.",
+                "Validation loss {0:F3} -> {1:F3} nats/char ({2:F2} bits/char, perplexity {3:F2}); unigram entropy {4:F3}: {5:P0} {6} it. {7} tokens/s.",
                 report.InitialValidationLoss, final, Entropy.NatsToBits(final), Entropy.Perplexity(final), unigram,
-                Math.Abs(1 - final / unigram), final <= unigram ? "below" : "still above", report.ItemsPerSecond));
+                Math.Abs(1 - final / unigram), final <= unigram ? "below" : "still above", ConsoleTrainingView.Rate(report.ItemsPerSecond)));
             Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
 
             // The checkpoint has Hugging Face names on either backend: sampling reads it into the TorchSharp model.

@@ -2,6 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using ModelDsl.Examples.Backends;
+using ModelDsl.Ilgpu;
+using ModelDsl.Ilgpu.Training;
 using ModelDsl.Text;
 using ModelDsl.TorchSharp;
 using ModelDsl.TorchSharp.Training;
@@ -14,7 +17,8 @@ namespace ModelDsl.Examples.Jobs
     /// LoRA: a KjvGpt trained on Genesis to Deuteronomy is adapted to Joshua, Judges and Ruth by training rank-8 adapters
     /// on its attention projections (KjvLoraGpt) with every base weight frozen. Prints the trainable fraction (and GPT-2
     /// small's with the same settings), the loss on the new and the old text before and after; saves the adapters alone
-    /// (PEFT's layout) and the merged model.
+    /// (PEFT's layout) and the merged model. With --backend ilgpu both trainings run there; the weights then move to the
+    /// TorchSharp twin (through a checkpoint) for evaluation, the PEFT files and the merge.
     /// </summary>
     internal static class LoraJob
     {
@@ -30,7 +34,7 @@ namespace ModelDsl.Examples.Jobs
                 --seed N                 seed for initialisation and batches (default 1337)
                 --threads N              libtorch threads (default 1: the model's operations are small, and a second
                                          thread only waits when another program shares the cores)
-            """;
+            """ + "\n" + BackendOption.Usage;
 
         private const int EvaluationBatches = 16;
 
@@ -39,7 +43,11 @@ namespace ModelDsl.Examples.Jobs
             TorchSharpRuntime.EnsureLoaded();
             var outDir = Directory.CreateDirectory(options.Get("--out", "out")).FullName;
             ulong seed = (ulong)options.Get("--seed", 1337);
-            int steps = options.Get("--steps", 300), baseSteps = options.Get("--base-steps", 600), batch = options.Get("--batch", 16), threads = options.Get("--threads", 1);
+            using var device = BackendOption.Open(options, "2 steps of one 32-character sequence for the base and for the adapters");
+            bool emulated = device is { IsEmulator: true };
+            int steps = options.Get("--steps", emulated ? 2 : 300), baseSteps = options.Get("--base-steps", emulated ? 2 : 600);
+            int batch = options.Get("--batch", emulated ? 1 : 16), threads = options.Get("--threads", 1), sequence = emulated ? 32 : KjvGpt.Card.Context;
+            int evalBatches = emulated ? 1 : 8;
 
             var text = Corpus.KingJamesBible();
             var tokenizer = CharTokenizer.FromCorpus(text);
@@ -56,7 +64,7 @@ namespace ModelDsl.Examples.Jobs
             if (baseFile.Length == 0)
             {
                 baseFile = Path.Combine(outDir, "kjv-lora-base.safetensors");
-                TrainBase(old, baseFile, TrainingOptionsFor(baseSteps, batch, 3e-3, seed, threads));
+                TrainBase(device, old, baseFile, TrainingOptionsFor(baseSteps, batch, sequence, evalBatches, 3e-3, seed, threads));
             }
             else if (!File.Exists(baseFile))
             {
@@ -68,7 +76,7 @@ namespace ModelDsl.Examples.Jobs
             using var model = KjvLoraGpt.CreateTorchSharp();
             model.Lora.LoadBase(baseFile);
             model.Lora.Freeze();
-            var adaptation = TrainingOptionsFor(steps, batch, options.Get("--lr", 3e-3), seed, threads) with { WeightDecay = 0.0 };
+            var adaptation = TrainingOptionsFor(steps, batch, sequence, evalBatches, options.Get("--lr", 3e-3), seed, threads) with { WeightDecay = 0.0 };
             using var trainer = new LanguageModelTrainer(model, adaptation);
             PrintTrainableFractions(model, trainer.ParameterCount);
 
@@ -79,7 +87,9 @@ namespace ModelDsl.Examples.Jobs
 
             Console.WriteLine();
             Console.WriteLine($"Adapting: {steps} steps on Joshua-Ruth, only lora_A and lora_B train");
-            var report = new ConsoleTrainingView().Run(observer => trainer.Train(@new, observer));
+            var report = device is null
+                ? new ConsoleTrainingView().Run(observer => trainer.Train(@new, observer))
+                : AdaptOnIlgpu(device, model, adaptation, @new, Path.Combine(outDir, "kjv-lora.ilgpu.safetensors"));
             double oldAfter = trainer.EvaluateLoss(old, DataSplit.Validation, EvaluationBatches, seed);
             double newAfter = trainer.EvaluateLoss(@new, DataSplit.Validation, EvaluationBatches, seed);
 
@@ -109,35 +119,63 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine();
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "New text (Joshua-Ruth) validation loss {0:F3} -> {1:F3} nats/char ({2:+0.000;-0.000}) after {3} steps of {4:N0} adapter weights; " +
-                "old text (Genesis-Deuteronomy) {5:F3} -> {6:F3} ({7:+0.000;-0.000}). The merged KjvGpt scores {8:F3} on the new text. Adaptation took {9:F0} s ({10:N0} tokens/s).",
+                "old text (Genesis-Deuteronomy) {5:F3} -> {6:F3} ({7:+0.000;-0.000}). The merged KjvGpt scores {8:F3} on the new text. Adaptation took {9:F0} s ({10} tokens/s).",
                 newBefore, newAfter, newAfter - newBefore, steps, trainer.ParameterCount, oldBefore, oldAfter, oldAfter - oldBefore, mergedLoss,
-                report.TrainingTime.TotalSeconds, report.ItemsPerSecond));
+                report.TrainingTime.TotalSeconds, ConsoleTrainingView.Rate(report.ItemsPerSecond)));
             Console.WriteLine($"Saved {adapterDir}{Path.DirectorySeparatorChar} ({LoraAdapters.WeightsFile}, {LoraAdapters.ConfigFile}), {mergedFile} and {plot}.");
         }
 
-        private static TrainingOptions TrainingOptionsFor(int steps, int batch, double learningRate, ulong seed, int threads) => new()
+        /// <summary>
+        /// The adapters' training on ILGPU: the TorchSharp model's weights (base and fresh adapters) move to KjvLoraGpt's ILGPU
+        /// model through <paramref name="weightsFile"/>, its base is frozen there too, and the trained weights move back.
+        /// </summary>
+        private static TrainingReport AdaptOnIlgpu(IlgpuDevice device, CausalLanguageModel model, TrainingOptions options, TokenBatches data, string weightsFile)
+        {
+            using var ilgpu = KjvLoraGpt.CreateIlgpu(device, options.Seed);
+            model.SaveSafetensors(weightsFile);
+            ilgpu.LoadSafetensors(weightsFile);
+            ilgpu.Parameters.FreezeBase();
+            var report = new ConsoleTrainingView().Run(observer => new IlgpuLanguageModelTrainer(ilgpu, options).Train(data, observer));
+            ilgpu.SaveSafetensors(weightsFile);
+            model.LoadSafetensors(weightsFile);
+            File.Delete(weightsFile);
+            return report;
+        }
+
+        private static TrainingOptions TrainingOptionsFor(int steps, int batch, int sequence, int evalBatches, double learningRate, ulong seed, int threads) => new()
         {
             Steps = steps,
             BatchSize = batch,
-            SequenceLength = KjvGpt.Card.Context,
+            SequenceLength = sequence,
             LearningRate = learningRate,
             WarmupSteps = Math.Min(50, steps / 10),
             MinLearningRateRatio = 0.1,
             WeightDecay = 0.1,
             EvalEvery = Math.Max(1, steps / 6),
-            EvalBatches = 8,
+            EvalBatches = evalBatches,
             Seed = seed,
             Threads = threads,
         };
 
-        private static void TrainBase(TokenBatches old, string file, TrainingOptions options)
+        private static void TrainBase(IlgpuDevice? device, TokenBatches old, string file, TrainingOptions options)
         {
             Console.WriteLine();
             Console.WriteLine($"Base model: {KjvGpt.Card.Name}, {options.Steps} steps on Genesis-Deuteronomy");
             torch.manual_seed((long)options.Seed);
             using var model = KjvGpt.CreateTorchSharp();
-            using var trainer = new LanguageModelTrainer(model, options);
-            var report = new ConsoleTrainingView().Run(observer => trainer.Train(old, observer));
+            TrainingReport report;
+            if (device is null)
+            {
+                using var trainer = new LanguageModelTrainer(model, options);
+                report = new ConsoleTrainingView().Run(observer => trainer.Train(old, observer));
+            }
+            else
+            {
+                using var ilgpu = KjvGpt.CreateIlgpu(device, options.Seed);
+                report = new ConsoleTrainingView().Run(observer => new IlgpuLanguageModelTrainer(ilgpu, options).Train(old, observer));
+                ilgpu.SaveSafetensors(file);
+                model.LoadSafetensors(file);
+            }
             model.SaveSafetensors(file, new Dictionary<string, string>
             {
                 ["format"] = "pt",

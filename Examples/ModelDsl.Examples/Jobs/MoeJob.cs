@@ -111,9 +111,9 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine();
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "Validation cross-entropy after {0} steps ({1} x {2} windows): dense {3} {4:F3}, mixture of experts {5} {6:F3} nats/char ({7:+0.000;-0.000}); " +
-                "the MoE's weighted load-balancing loss adds {8:F4}. Training took {9:F0} s and {10:F0} s ({11:N0} and {12:N0} tokens/s).",
+                "the MoE's weighted load-balancing loss adds {8:F4}. Training took {9:F0} s and {10:F0} s ({11} and {12} tokens/s).",
                 steps, ValidationBatches, trainingOptions.BatchSize, KjvGpt.Card.Name, denseLoss, KjvMoeGpt.Card.Name, moeLoss, moeLoss - denseLoss, auxiliary,
-                denseReport.TrainingTime.TotalSeconds, moeReport.TrainingTime.TotalSeconds, denseReport.ItemsPerSecond, moeReport.ItemsPerSecond));
+                denseReport.TrainingTime.TotalSeconds, moeReport.TrainingTime.TotalSeconds, ConsoleTrainingView.Rate(denseReport.ItemsPerSecond), ConsoleTrainingView.Rate(moeReport.ItemsPerSecond)));
             Console.WriteLine($"Saved {denseCheckpoint}, {moeCheckpoint}, {lossPlot}, {loadPlot} and {loadTrainingPlot}.");
         }
 

@@ -96,8 +96,8 @@ namespace ModelDsl.Examples.Jobs
             var plot = Path.Combine(outDir, "reverse-words-t5-loss.png");
             LossPlot.Save(plot, report);
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Validation loss {0:F3} -> {1:F3} nats/token after {2} steps ({3:N0} fragments/s). Saved {4}, its tokenizer and {5}.",
-                report.InitialValidationLoss, report.FinalValidationLoss, trainingOptions.Steps, report.ItemsPerSecond, checkpoint, plot));
+                "Validation loss {0:F3} -> {1:F3} nats/token after {2} steps ({3} fragments/s). Saved {4}, its tokenizer and {5}.",
+                report.InitialValidationLoss, report.FinalValidationLoss, trainingOptions.Steps, ConsoleTrainingView.Rate(report.ItemsPerSecond), checkpoint, plot));
 
             var greedy = Evaluate(model, tokenizer, data, test, new DecodingOptions(ReverseWordsT5.Card.Context), "greedy");
             var beam = Evaluate(model, tokenizer, data, test, new DecodingOptions(ReverseWordsT5.Card.Context, BeamSize: beams), $"beam search ({beams} beams)");

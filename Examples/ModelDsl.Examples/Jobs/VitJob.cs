@@ -95,9 +95,9 @@ namespace ModelDsl.Examples.Jobs
             if (confusion.MostConfused() is var (actual, predicted, count))
                 Console.WriteLine($"Most frequent mistake: {FashionMnist.ClassNames[actual]} taken for {FashionMnist.ClassNames[predicted]} ({count} times).");
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "Test accuracy {0:P1} ({1:N0} of {2:N0} images; chance 10%). Validation loss {3:F3} -> {4:F3} nats; {5:N0} images/s while training.",
+                "Test accuracy {0:P1} ({1:N0} of {2:N0} images; chance 10%). Validation loss {3:F3} -> {4:F3} nats; {5} images/s while training.",
                 confusion.Accuracy, Enumerable.Range(0, confusion.Classes).Sum(c => confusion[c, c]), confusion.Total,
-                report.InitialValidationLoss, report.FinalValidationLoss, report.ItemsPerSecond));
+                report.InitialValidationLoss, report.FinalValidationLoss, ConsoleTrainingView.Rate(report.ItemsPerSecond)));
             Console.WriteLine($"Saved {checkpoint} and {plot}.");
         }
     }

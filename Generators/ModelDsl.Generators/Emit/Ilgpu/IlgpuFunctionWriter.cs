@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using ModelDsl.Generators.Helpers;
 using ModelDsl.Generators.Ir;
+using ModelDsl.Generators.Ir.Analysis;
 
 namespace ModelDsl.Generators.Emit.Ilgpu
 {
@@ -25,7 +26,18 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             Writer = writer;
             foreach (var op in function.Ops)
                 foreach (var o in op.Outputs) producer[o] = op;
+            epilogues = Fusion.LinearActivations(function);
+            fusedActivations = new HashSet<Op>(epilogues.Values);
         }
+
+        private readonly IReadOnlyDictionary<Op, ActivationOp> epilogues;
+        private readonly HashSet<Op> fusedActivations;
+
+        /// <summary>The activation a linear op writes as its epilogue (<see cref="Fusion"/>), or null.</summary>
+        public ActivationOp? Epilogue(Op linear) => epilogues.TryGetValue(linear, out var activation) ? activation : null;
+
+        /// <summary>Whether an activation is written by its producer's epilogue (its own forward launch is then none).</summary>
+        public bool IsEpilogue(Op activation) => fusedActivations.Contains(activation);
 
         public IlgpuPlan Plan { get; }
 

@@ -57,10 +57,17 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             {
                 var (rows, inputs, outputs) = LinearSizes(w, op);
                 bool transposeW = ((LinearOp)op).Layout == WeightLayout.OutIn;
-                w.Line($"Kernels.Matmul({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {outputs}, {inputs}, transposeA: false, transposeB: {Literal(transposeW)}, accumulate: false);", op);
+                if (w.Epilogue(op) is { } activation)
+                    w.Line($"Kernels.MatmulActivation({w.Out(op)}, {w.Out(activation)}, {Function(activation.Function)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {outputs}, {inputs}, transposeB: {Literal(transposeW)});", op);
+                else
+                    w.Line($"Kernels.Matmul({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {rows}, {outputs}, {inputs}, transposeA: false, transposeB: {Literal(transposeW)}, accumulate: false);", op);
             },
             [OpKind.LowRank] = (w, op) => w.Line($"Kernels.LowRankForward({w.Out(op)}, {w.Statistic(op, "hidden")}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {LowRank(w, op)});", op),
-            [OpKind.Activation] = (w, op) => w.Line($"Kernels.ActivationForward({Function(((ActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)});", op),
+            [OpKind.Activation] = (w, op) =>
+            {
+                if (w.IsEpilogue(op)) w.Plain($"// {((ActivationOp)op).Function}: applied by the matmul above, as its epilogue");
+                else w.Line($"Kernels.ActivationForward({Function(((ActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)});", op);
+            },
             [OpKind.GatedActivation] = (w, op) => w.Line($"Kernels.GatedForward({Function(((GatedActivationOp)op).Function)}, {w.Out(op)}, {w.In(op, 0)}, {w.In(op, 1)});", op),
             [OpKind.Split] = (w, op) => w.Plain($"// {string.Join(", ", op.Outputs.Select(o => w.ValueOf(o).Name))}: column views of {w.ValueOf(op.Input(0)).Name}, read in place"),
             [OpKind.Attention] = (w, op) => w.Line($"Kernels.AttentionForward({w.Out(op)}, {w.Statistic(op, "lse")}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {Mask(w, op)}, {Bias(w, op)}, {AttentionShape(w, op)});", op),

@@ -44,6 +44,9 @@ namespace ModelDsl.Generators.Ir.Analysis
             double Elements(ValueRef v) => Shape.Elements(g.Value(v.Value).Shape, batch, time, time);
             double Rows(ValueRef v) => Elements(v) / Math.Max(1, g.Value(v.Value).Shape[g.Value(v.Value).Shape.Count - 1].Size);
             double ParameterElements(Op op, int i) => op.HasParameter(i) ? g.Parameter(op.Parameter(i)).Elements : 0;
+            // A linear layer that applies its activation in its epilogue writes both values in one pass (Fusion).
+            var epilogues = g.Functions.ToDictionary(f => f.Name, Fusion.LinearActivations);
+            bool IsEpilogue(ScheduledOp s) => epilogues[s.Function].Values.Contains(s.Op);
 
             foreach (var s in schedule.Forward)
             {
@@ -54,7 +57,10 @@ namespace ModelDsl.Generators.Ir.Analysis
                     case LinearOp:
                     {
                         double rows = Rows(s.Inputs[0]), w = ParameterElements(s.Op, 0), x = Elements(s.Inputs[0]), y = Elements(s.Outputs[0]);
-                        Add("Matmul (forward)", 2 * rows * w, F * (x + w + y + ParameterElements(s.Op, 1)));
+                        if (epilogues[s.Function].ContainsKey(s.Op))
+                            Add("MatmulActivation (forward)", 2 * rows * w + 20 * y, F * (x + w + 2 * y + ParameterElements(s.Op, 1)));
+                        else
+                            Add("Matmul (forward)", 2 * rows * w, F * (x + w + y + ParameterElements(s.Op, 1)));
                         Add("Matmul (dX)", 2 * rows * w, F * (y + w + 2 * x));
                         Add("Matmul (dW)", 2 * rows * w, F * (x + y + 2 * w));
                         if (s.Op.HasParameter(1)) Add("BiasBackward", y, F * (y + 2 * ParameterElements(s.Op, 1)));
@@ -79,7 +85,7 @@ namespace ModelDsl.Generators.Ir.Analysis
                     case ActivationOp or GatedActivationOp:
                     {
                         double x = s.Inputs.Sum(Elements), y = Elements(s.Outputs[0]);
-                        Add("Activation (forward)", 20 * y, F * (x + y));
+                        if (!IsEpilogue(s)) Add("Activation (forward)", 20 * y, F * (x + y));
                         Add("Activation (backward)", 30 * y, F * (y + 3 * x));
                         break;
                     }
