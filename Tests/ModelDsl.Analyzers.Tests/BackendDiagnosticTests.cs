@@ -78,15 +78,10 @@ namespace ModelDsl.Analyzers.Tests
         [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings, MixtureOfExperts(Experts = 4, TopK = 1)]")]
         [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2), FeedForward(Activation = Activation.GeluTanh), LearnedPositions, PreNorm, TiedEmbeddings, Lora(Rank = 8, Alpha = 16, Targets = LoraTargets.Query | LoraTargets.Value | LoraTargets.FeedForward)]")]
         [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 2, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings, Lora(Targets = LoraTargets.Query | LoraTargets.Key | LoraTargets.Value | LoraTargets.Output)]")]
+        [InlineData("[Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 4), FeedForward(Activation = Activation.Relu), MixtureOfExperts(Experts = 4, TopK = 1, Every = 2)]")]
+        [InlineData("[EncoderDecoder(Vocab = 100, Context = 64, Hidden = 64, Heads = 4, EncoderLayers = 4, DecoderLayers = 2), Attention(HeadDim = 8, Bias = false), RelativePositions, TiedEmbeddings, MixtureOfExperts(Experts = 4, TopK = 1, Every = 2)]")]
         public Task The_ILGPU_backend_generates_decoders_BERT_ViT_T5_mixtures_of_experts_and_LoRA(string attributes) => VerifyAsync(
             attributes + "\npublic partial record M;", torchSharp: true, ilgpu: true);
-
-        [Fact]
-        public Task MDSL0100_names_ILGPU_and_the_argument_it_cannot_generate_yet() => VerifyAsync("""
-            [Decoder(Vocab = 100, Context = 64, Hidden = 128, Heads = 4, Layers = 2)]
-            [MixtureOfExperts(Experts = 4, Every = {|MDSL0100:2|})]
-            public partial record M;
-            """, torchSharp: true, ilgpu: true);
 
         [Fact]
         public Task MDSL0100_is_not_reported_for_an_invalid_declaration() => VerifyAsync("""

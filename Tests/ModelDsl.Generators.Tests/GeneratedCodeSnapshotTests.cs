@@ -40,6 +40,29 @@ namespace ModelDsl.Generators.Tests
             Assert.Contains("ModelDsl.Examples.KjvMoeGpt.Ilgpu.g.cs", sources.Keys);
         }
 
+        /// <summary>
+        /// Switch's layout on ILGPU (a mixture of experts in every second of four layers): the table of the variant each layer
+        /// runs, each variant's copy table, the per-layer dispatch and the layer-output helper, reviewed like the examples' code.
+        /// </summary>
+        [Fact]
+        public void A_stack_whose_layers_differ_generates_the_reviewed_ILGPU_code()
+        {
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(runtimes: true, """
+                using ModelDsl;
+
+                namespace Switch
+                {
+                    [Decoder(Vocab = 64, Context = 128, Hidden = 128, Heads = 4, Layers = 4)]
+                    [FeedForward(Inner = 512, Activation = Activation.Relu)]
+                    [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
+                    [MixtureOfExperts(Experts = 8, TopK = 1, Every = 2)]
+                    public partial record SwitchGpt;
+                }
+                """));
+            Assert.Empty(GeneratorHarness.Errors(output));
+            Snapshot.Verify(sources["Switch.SwitchGpt.Ilgpu.g.cs"], "SwitchGpt_Ilgpu");
+        }
+
         [Fact]
         public void Example_models_compile_without_errors_or_warnings()
         {

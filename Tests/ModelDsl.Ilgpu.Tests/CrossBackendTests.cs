@@ -70,6 +70,21 @@ namespace ModelDsl.Ilgpu.Tests
     }
 
     /// <summary>
+    /// Switch's: mixture-of-experts layers between dense ones (every second of four), so the stack's layers run two bodies
+    /// and each keeps its own per-layer buffers; 5 steps.
+    /// </summary>
+    public sealed class CrossBackendSwitchTests : CrossBackendTests
+    {
+        protected override int Vocab => TinyIlgpuSwitch.IlgpuModel.Vocab;
+
+        protected override int TrainingSteps => 5;
+
+        protected override CausalLanguageModel CreateReference() => TinyIlgpuSwitch.CreateTorchSharp();
+
+        protected override IlgpuCausalLanguageModel CreateModel() => TinyIlgpuSwitch.CreateIlgpu(Device);
+    }
+
+    /// <summary>
     /// The same declaration on both backends, with the same weights (moved through a safetensors file): logits, loss,
     /// every parameter gradient, and 20 AdamW steps (fewer for variants). The TorchSharp side is libtorch's autograd and optimizer, so this
     /// checks the ILGPU schedule, its hand-derived backward and the fused AdamW against an independent implementation.

@@ -99,4 +99,15 @@ namespace ModelDsl.Ilgpu.Tests
     [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
     [Lora(Rank = 4, Alpha = 8, Targets = LoraTargets.Query | LoraTargets.Value | LoraTargets.FeedForward)]
     public partial record TinyIlgpuLoraGpt;
+
+    /// <summary>
+    /// Switch Transformers' layout in a decoder: 4 layers of which every second (1 and 3) is a mixture of 2 ReLU experts
+    /// with top-1 routing, the others dense, so each kind of layer keeps two copies of its buffers and the stack's layers
+    /// run different bodies; the z-loss on.
+    /// </summary>
+    [Decoder(Vocab = 19, Context = 16, Hidden = 16, Heads = 2, Layers = 4)]
+    [FeedForward(Inner = 16, Activation = Activation.Relu)]
+    [LearnedPositions, PreNorm(Epsilon = 1e-5), TiedEmbeddings]
+    [MixtureOfExperts(Experts = 2, TopK = 1, Every = 2, AuxLossWeight = 0.5, ZLossWeight = 0.05)]
+    public partial record TinyIlgpuSwitch;
 }

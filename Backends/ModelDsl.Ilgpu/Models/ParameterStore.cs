@@ -23,8 +23,8 @@ namespace ModelDsl.Ilgpu
     /// </summary>
     public sealed class ParameterStore : IDisposable
     {
-        /// <summary>Per template name, each layer's block (all its experts).</summary>
-        private readonly Dictionary<string, (long Offset, long Length)[]> byTemplate = new(StringComparer.Ordinal);
+        /// <summary>Per template name, each layer's block (all its experts), by layer index (null: a layer that holds none).</summary>
+        private readonly Dictionary<string, (long Offset, long Length)?[]> byTemplate = new(StringComparer.Ordinal);
         private readonly Dictionary<string, ParameterSlot> byName = new(StringComparer.Ordinal);
         private readonly MemoryBuffer1D<float, Stride1D.Dense> values, gradients, m, v;
 
@@ -39,8 +39,9 @@ namespace ModelDsl.Ilgpu
                 throw new ArgumentException($"Model '{modelName}': LoRA adapters are matrices; '{adapters.First(p => !p.Decayed).Name}' is not.", nameof(parameters));
             foreach (var info in adapters.Concat(parameters.Where(p => p.Decayed && !p.Adapter)).Concat(parameters.Where(p => !p.Decayed)))
             {
-                var blocks = new (long Offset, long Length)[Math.Max(1, info.Layers)];
-                for (int layer = 0; layer < blocks.Length; layer++)
+                var layers = info.LayerIndices;
+                var blocks = new (long Offset, long Length)?[layers.Max() + 1];
+                foreach (int layer in layers)
                 {
                     long start = offset;
                     for (int expert = 0; expert < Math.Max(1, info.Experts); expert++)
@@ -134,9 +135,9 @@ namespace ModelDsl.Ilgpu
         {
             if (!byTemplate.TryGetValue(template, out var blocks))
                 throw new KeyNotFoundException($"Model '{ModelName}' has no parameter '{template}'.");
-            if ((uint)layer >= (uint)blocks.Length)
-                throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Model '{ModelName}': '{template}' has {blocks.Length} instance(s).");
-            return blocks[layer];
+            if ((uint)layer >= (uint)blocks.Length || blocks[layer] is not { } block)
+                throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Model '{ModelName}': layer {layer} holds no '{template}'.");
+            return block;
         }
 
         private static ArrayView<float> Slice(MemoryBuffer1D<float, Stride1D.Dense> buffer, (long Offset, long Length) block)

@@ -13,6 +13,19 @@ namespace ModelDsl.Generators.Helpers
         private readonly StringBuilder text = new();
         private int depth;
 
+        /// <summary>A writer whose lines start at <paramref name="depth"/> (for text written aside, then appended where it belongs).</summary>
+        public CodeWriter(int depth = 0) => this.depth = depth;
+
+        /// <summary>The current indentation depth.</summary>
+        public int Depth => depth;
+
+        /// <summary>Appends what another writer wrote, as it is.</summary>
+        public CodeWriter Append(CodeWriter other)
+        {
+            text.Append(other.text);
+            return this;
+        }
+
         public CodeWriter Line(string line = "")
         {
             if (line.Length > 0) text.Append(' ', 4 * depth).Append(line);

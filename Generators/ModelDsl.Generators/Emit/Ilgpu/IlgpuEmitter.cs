@@ -20,18 +20,11 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         public static IReadOnlyCollection<ModelTask> SupportedTasks => IlgpuOps.Tasks.Keys.ToList();
 
-        /// <summary>
-        /// What the op kinds alone cannot say this backend lacks: stacks that carry several values, and stacks whose
-        /// layers differ (Switch's MoE layers between dense ones, reported on [MixtureOfExperts(Every = n)]).
-        /// </summary>
+        /// <summary>What the op kinds alone cannot say this backend lacks: stacks that carry several values (no family builds one today).</summary>
         public static IEnumerable<(string Feature, Validation.FindingSite Origin)> Unsupported(ModelGraph graph)
         {
             foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp { Carried: not 1 }))
                 yield return ("stacks that carry several values", op.Origin);
-            foreach (var (_, op) in graph.AllOps().Where(p => p.Op is RepeatOp r && graph.Stack(r.Stack).Variants.Count > 1))
-                yield return graph.Spec.Experts is not null
-                    ? ("mixture-of-experts layers between dense ones (Every > 1)", Validation.FindingSite.On(Spec.DslGrammar.MixtureOfExperts, Spec.DslGrammar.Args.Every))
-                    : ("stacks whose layers differ", op.Origin);
         }
 
         private const string Runtime = IlgpuOps.Runtime;
@@ -66,6 +59,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 writer.Line();
                 WriteBuffers(writer, plan);
                 writer.Line();
+                WriteVariants(writer, plan);
                 using (writer.Block($"public IlgpuModel({Runtime}IlgpuDevice device, ulong seed = 1337) : base(device, {TypeEmitter.QualifiedName(spec.Type)}.Card, ParameterTable, seed)"))
                     writer.Line("Initialize();");
                 writer.Line();
@@ -105,7 +99,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 string shape = "new long[] { " + string.Join(", ", p.Shape.Select(d => d.Expression)) + " }";
                 string name = Literal(p.Layers.Count == 0 ? p.PathAt(0) : p.Path);
                 // A layer's experts lie together in the store: the expert kernels read the [Experts, ...] block.
-                string experts = (p.Experts > 0 ? ", experts: Experts" : "") + (adapters.Contains(p.Id) ? ", adapter: true" : "");
+                string experts = (p.Experts > 0 ? ", experts: Experts" : "") + (adapters.Contains(p.Id) ? ", adapter: true" : "")
+                    // In a stack whose layers differ, some parameters belong to some layers only (Switch's experts, the dense layers' MLP).
+                    + (p.Layers.Count > 0 && p.Layers.Count < graph.Stack(p.Stack!).Layers ? $", atLayers: new[] {{ {string.Join(", ", p.Layers.Select(l => Literal(l)))} }}" : "");
                 string entry = p.Init.Kind switch
                 {
                     InitKind.Normal => $"{Runtime}ParameterInfo.Normal({name}, {shape}, {layers}, {p.Init.StdExpression}{experts}),",
@@ -130,6 +126,36 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             foreach (var chunk in plan.All.Select(b => b.Field).Select((f, i) => (f, i)).GroupBy(p => p.i / 8))
                 writer.Line("    " + string.Join(", ", chunk.Select(p => p.f)) + ",");
             writer.Line("};");
+        }
+
+        /// <summary>
+        /// For each stack whose layers differ (Switch's sparse layers between dense ones): the variant each layer runs, which
+        /// copy of a variant's buffers each layer uses (where a variant keeps one per layer it runs), and a layer's output.
+        /// </summary>
+        private static void WriteVariants(CodeWriter writer, IlgpuPlan plan)
+        {
+            var graph = plan.Graph;
+            foreach (var stack in graph.Stacks.Where(s => s.Variants.Count > 1))
+            {
+                string Table(IEnumerable<int> values) => "{ " + string.Join(", ", values.Select(v => Literal(v))) + " }";
+                writer.Line($"// The {stack.Name} stack's layers differ: layer l runs {string.Join(" or ", stack.Variants.Select((v, i) => $"{v} ({i})"))} as {IlgpuPlan.VariantTable(stack)}[l] says.");
+                writer.Line($"private static readonly int[] {IlgpuPlan.VariantTable(stack)} = {Table(stack.VariantOfLayer)};");
+                foreach (var variant in stack.Variants.Where(v => plan.All.Any(b => b.Variant == v)))
+                    writer.Commented($"private static readonly int[] {IlgpuPlan.CopyTable(variant)} = {Table(plan.VariantCopies[variant])};",
+                        $"the copy of {variant}'s per-layer buffers layer l uses");
+                writer.Line();
+                writer.Line($"/// <summary>The output of layer <paramref name=\"layer\"/> of the {stack.Name} stack, in the buffers of the variant it runs.</summary>");
+                writer.Line($"private {IlgpuFunctionWriter.View} {IlgpuPlan.LayerOutput(stack)}(int layer) => {IlgpuPlan.VariantTable(stack)}[layer] switch");
+                writer.Line("{");
+                var view = new IlgpuFunctionWriter(plan, graph.Forward, writer);
+                for (int v = 0; v < stack.Variants.Count; v++)
+                {
+                    var body = graph.Function(stack.Variants[v]);
+                    writer.Line($"    {(v == stack.Variants.Count - 1 ? "_" : Literal(v))} => {view.ViewOf(body, body.Outputs[0], "layer")},");
+                }
+                writer.Line("};");
+                writer.Line();
+            }
         }
 
         private static string Layers(ModelGraph graph, int copies)

@@ -45,7 +45,30 @@ namespace ModelDsl.Generators.Emit.Ilgpu
 
         public Function Function { get; }
 
-        public CodeWriter Writer { get; }
+        public CodeWriter Writer { get; private set; }
+
+        /// <summary>The variant whose per-layer buffers this function indexes by the local "copy" (null: none).</summary>
+        private string? CopyVariant => TakesLayer ? Plan.VariantOfFunction(Function.Name) : null;
+
+        /// <summary>
+        /// Writes a method's body aside, then in place: in a variant's function the layer's copy of that variant's buffers
+        /// is looked up once, as the local "copy", when the body uses it.
+        /// </summary>
+        private void WriteBody(Action writeOps)
+        {
+            var method = Writer;
+            var body = new CodeWriter(method.Depth);
+            Writer = body;
+            writeOps();
+            Writer = method;
+            if (CopyVariant is { } variant && body.ToString().Contains("[copy]"))
+                Writer.Commented($"int copy = {IlgpuPlan.CopyTable(variant)}[layer];", $"this layer's copy of {variant}'s per-layer buffers");
+            Writer.Append(body);
+        }
+
+        /// <summary>The copy of a buffer that <paramref name="layer"/> uses: the local "copy" for this function's variant.</summary>
+        private string CopyOf(IlgpuBuffer buffer, string layer)
+            => buffer.Variant is not null && buffer.Variant == CopyVariant && layer == "layer" ? "copy" : IlgpuPlan.Copy(buffer, layer);
 
         public bool TakesLayer => Function.Stack is not null;
 
@@ -60,14 +83,15 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             var parameters = Layer().Concat(Function.Inputs.Where(IsParameter).Select(i => View + " " + Name(i)));
             Writer.Line($"/// <summary>Forward: {Escape(Function.Summary)}</summary>");
             using (Writer.Block($"private void {ForwardName(Function)}({string.Join(", ", parameters)})"))
-            {
-                foreach (var op in Function.Ops)
+                WriteBody(() =>
                 {
-                    if (!IlgpuOps.Forward.TryGetValue(op.Kind, out var write))
-                        throw new NotSupportedException($"The ILGPU backend has no forward writer for {op.Kind}.");
-                    write(this, op);
-                }
-            }
+                    foreach (var op in Function.Ops)
+                    {
+                        if (!IlgpuOps.Forward.TryGetValue(op.Kind, out var write))
+                            throw new NotSupportedException($"The ILGPU backend has no forward writer for {op.Kind}.");
+                        write(this, op);
+                    }
+                });
         }
 
         public void WriteBackward()
@@ -78,15 +102,16 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 .Concat(Function.Outputs.Where(Plan.NeedsGradient).Select(o => View + " " + OutputGradientName(o)));
             Writer.Line($"/// <summary>Backward of {Function.Name}: the ops in reverse, accumulating into the input and parameter gradients.</summary>");
             using (Writer.Block($"private void {BackwardName(Function)}({string.Join(", ", parameters)})"))
-            {
-                foreach (var g in Plan.OwnedGradients(Function)) Writer.Line($"Zero({g.Field}[0]);");
-                foreach (var op in Function.Ops.Reverse())
+                WriteBody(() =>
                 {
-                    if (!IlgpuOps.Backward.TryGetValue(op.Kind, out var write))
-                        throw new NotSupportedException($"The ILGPU backend has no backward writer for {op.Kind}.");
-                    write(this, op);
-                }
-            }
+                    foreach (var g in Plan.OwnedGradients(Function)) Writer.Line($"Zero({g.Field}[0]);");
+                    foreach (var op in Function.Ops.Reverse())
+                    {
+                        if (!IlgpuOps.Backward.TryGetValue(op.Kind, out var write))
+                            throw new NotSupportedException($"The ILGPU backend has no backward writer for {op.Kind}.");
+                        write(this, op);
+                    }
+                });
         }
 
         private IEnumerable<string> Layer() => TakesLayer ? new[] { "int layer" } : Array.Empty<string>();
@@ -108,7 +133,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>The view holding a value in this function.</summary>
         public string ViewOf(int value) => ViewOf(Function, value, TakesLayer ? "layer" : "0");
 
-        private string ViewOf(Function f, int value, string layer)
+        /// <summary>The view holding a value of function <paramref name="f"/> in <paramref name="layer"/> (a C# expression).</summary>
+        public string ViewOf(Function f, int value, string layer)
         {
             if (f.Inputs.Contains(value))
             {
@@ -132,12 +158,13 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 case RepeatOp repeat:
                 {
                     var stack = Graph.Stack(repeat.Stack);
+                    if (stack.Variants.Count > 1) return $"{IlgpuPlan.LayerOutput(stack)}({stack.Name}Layers - 1)";
                     var body = Graph.Function(stack.Variants[0]);
                     return ViewOf(body, body.Outputs[repeat.Outputs.AsImmutableArray().IndexOf(value)], stack.Name + "Layers - 1");
                 }
                 default:
                     var buffer = Plan.Forward(value) ?? throw new InvalidOperationException($"No buffer for {Graph.Value(value)}.");
-                    string copy = buffer.Copies > 1 ? layer : "0";
+                    string copy = CopyOf(buffer, layer);
                     // Integer values (a router's chosen experts) are int32 on the device, four bytes like a float.
                     return buffer.Type == ElementType.Int64 ? $"{buffer.Field}.Ints({copy})" : $"{buffer.Field}[{copy}]";
             }
@@ -203,7 +230,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public string Statistic(Op op, string name)
         {
             var buffer = Plan.Statistic(op.Output(), name);
-            string copy = buffer.Copies > 1 ? "layer" : "0";
+            string copy = CopyOf(buffer, "layer");
             return buffer.Type == ElementType.Bool ? $"{buffer.Field}.Bytes({copy})" : $"{buffer.Field}[{copy}]";
         }
 
@@ -282,13 +309,34 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public void RepeatForward(RepeatOp repeat)
         {
             var stack = Graph.Stack(repeat.Stack);
-            var body = Graph.Function(stack.Variants[0]);
             string layers = stack.Name + "Layers";
-            string previous = ViewOf(body, body.Outputs[0], "layer - 1");
-            var arguments = new[] { "layer", $"layer == 0 ? {ViewOf(repeat.Input(0))} : {previous}" }
-                .Concat(repeat.Inputs.Skip(1).Where((_, i) => Graph.Value(body.Inputs[i + 1]).Role == InputRole.None).Select(ViewOf));
-            Plain($"for (int layer = 0; layer < {layers}; layer++)");
-            Line($"    {ForwardName(body)}({string.Join(", ", arguments)});", repeat);
+            string Arguments(Function body, string input) => string.Join(", ", new[] { "layer", input }
+                .Concat(repeat.Inputs.Skip(1).Where((_, i) => Graph.Value(body.Inputs[i + 1]).Role == InputRole.None).Select(ViewOf)));
+            if (stack.Variants.Count == 1)
+            {
+                var body = Graph.Function(stack.Variants[0]);
+                string previous = ViewOf(body, body.Outputs[0], "layer - 1");
+                Plain($"for (int layer = 0; layer < {layers}; layer++)");
+                Line($"    {ForwardName(body)}({Arguments(body, $"layer == 0 ? {ViewOf(repeat.Input(0))} : {previous}")});", repeat);
+                return;
+            }
+            // Layers that differ: each runs its variant's body, on the previous layer's output in that layer's buffers.
+            using (Writer.Block($"for (int layer = 0; layer < {layers}; layer++)"))
+            {
+                Plain($"var input = layer == 0 ? {ViewOf(repeat.Input(0))} : {IlgpuPlan.LayerOutput(stack)}(layer - 1);");
+                WriteVariantDispatch(stack, body => $"{ForwardName(body)}({Arguments(body, "input")});");
+            }
+        }
+
+        /// <summary>One call per variant, chosen by the stack's variant table: "if (DecoderVariant[layer] == 0) ...; else ...;".</summary>
+        private void WriteVariantDispatch(Stack stack, Func<Function, string> call)
+        {
+            for (int v = 0; v < stack.Variants.Count; v++)
+            {
+                string condition = v == stack.Variants.Count - 1 ? "else" : $"{(v == 0 ? "if" : "else if")} ({IlgpuPlan.VariantTable(stack)}[layer] == {v})";
+                Plain(condition);
+                Plain("    " + call(Graph.Function(stack.Variants[v])));
+            }
         }
 
         /// <summary>
@@ -299,19 +347,26 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public void RepeatBackward(RepeatOp repeat)
         {
             var stack = Graph.Stack(repeat.Stack);
-            var body = Graph.Function(stack.Variants[0]);
             string layers = stack.Name + "Layers";
             var even = Plan.CarriedGradients[(stack.Name, "Even")].Field;
             var odd = Plan.CarriedGradients[(stack.Name, "Odd")].Field;
-            string input = $"layer == 0 ? {ViewOf(repeat.Input(0))} : {ViewOf(body, body.Outputs[0], "layer - 1")}";
+            string Call(Function body, string input) => $"{BackwardName(body)}({string.Join(", ", BackwardArguments(body, repeat.Inputs.AsImmutableArray(), repeat.Outputs.AsImmutableArray(), "layer",
+                carriedInput: input, carriedGradient: "dLayerInput", outputGradient: "dNext"))});";
             Plain($"var dNext = {GradientOf(repeat.Output())};");
             using (Writer.Block($"for (int layer = {layers} - 1; layer >= 0; layer--)"))
             {
                 Plain($"var dLayerInput = (layer % 2 == 0 ? {even} : {odd})[0];");
                 Plain("Zero(dLayerInput);");
-                var arguments = BackwardArguments(body, repeat.Inputs.AsImmutableArray(), repeat.Outputs.AsImmutableArray(), "layer",
-                    carriedInput: input, carriedGradient: "dLayerInput", outputGradient: "dNext");
-                Plain($"{BackwardName(body)}({string.Join(", ", arguments)});");
+                if (stack.Variants.Count == 1)
+                {
+                    var body = Graph.Function(stack.Variants[0]);
+                    Plain(Call(body, $"layer == 0 ? {ViewOf(repeat.Input(0))} : {ViewOf(body, body.Outputs[0], "layer - 1")}"));
+                }
+                else
+                {
+                    Plain($"var input = layer == 0 ? {ViewOf(repeat.Input(0))} : {IlgpuPlan.LayerOutput(stack)}(layer - 1);");
+                    WriteVariantDispatch(stack, body => Call(body, "input"));
+                }
                 Plain("dNext = dLayerInput;");
             }
             if (DIn(repeat, 0) is { } dInput)

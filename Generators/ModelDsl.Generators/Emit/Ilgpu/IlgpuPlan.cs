@@ -8,8 +8,11 @@ using ModelDsl.Generators.Ir.Analysis;
 
 namespace ModelDsl.Generators.Emit.Ilgpu
 {
-    /// <summary>A device buffer of the generated model: its field, the plan's name, its shape and copies.</summary>
-    internal sealed record IlgpuBuffer(string Field, string Name, EquatableArray<Dim> Shape, int Copies, string Summary, ElementType Type = ElementType.Float);
+    /// <summary>
+    /// A device buffer of the generated model: its field, the plan's name, its shape and copies. <see cref="Variant"/> is
+    /// set when the copies are those of one variant of a stack whose layers differ (one per layer that runs it).
+    /// </summary>
+    internal sealed record IlgpuBuffer(string Field, string Name, EquatableArray<Dim> Shape, int Copies, string Summary, ElementType Type = ElementType.Float, string? Variant = null);
 
     /// <summary>
     /// The IR's buffer plan named for the ILGPU backend: a field per forward buffer (activations, statistics) and per
@@ -33,12 +36,14 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             foreach (var f in graph.Functions)
                 foreach (var op in f.Ops)
                     foreach (var o in op.Outputs) owner[o] = f.Name;
+            FindVariants();
 
             // A router loss's scalar is not kept: every MoE layer adds to the model-wide RoutingStatistics instead.
             var routerLosses = new HashSet<int>(graph.AllOps().Where(p => p.Op is RouterLossOp).Select(p => p.Op.Output()));
             foreach (var b in Plan.Buffers.Where(b => b.Kind is BufferKind.Saved or BufferKind.Transient && !routerLosses.Contains(b.Value)))
                 forward[b.Value] = new IlgpuBuffer(FieldFor(b.Value), b.Name, b.Shape, b.Copies,
-                    b.Kind == BufferKind.Saved && b.Copies > 1 ? "one per layer: the backward pass reads it" : b.Kind == BufferKind.Saved ? "kept for the backward pass" : "reused", b.Type);
+                    b.Kind == BufferKind.Saved && b.Copies > 1 ? "one per layer: the backward pass reads it" : b.Kind == BufferKind.Saved ? "kept for the backward pass" : "reused",
+                    b.Type, VariantOf(b.Value, b.Copies));
             // Hugging Face's load-balancing loss takes its means over all layers' routing at once: each MoE layer adds its
             // per-slot expert counts, probability sums and z-loss sum here, and the loss reads the total.
             if (graph.AllOps().FirstOrDefault(p => p.Op is RouterLossOp).Op is RouterLossOp routerLoss)
@@ -50,7 +55,8 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             }
             // A statistic is named after the buffer of the value it describes (decoderLayerH -> decoderLayerHRstd).
             foreach (var b in Plan.Buffers.Where(b => b.Kind == BufferKind.Statistic))
-                statistics[(b.Value, b.Statistic!)] = new IlgpuBuffer(Unique(forward[b.Value].Field + Pascal(b.Statistic!)), b.Name, b.Shape, b.Copies, "statistic for the backward pass", b.Type);
+                statistics[(b.Value, b.Statistic!)] = new IlgpuBuffer(Unique(forward[b.Value].Field + Pascal(b.Statistic!)), b.Name, b.Shape, b.Copies, "statistic for the backward pass",
+                    b.Type, VariantOf(b.Value, b.Copies));
 
             var functionOutputs = new HashSet<int>(graph.Functions.SelectMany(f => f.Outputs));
             foreach (var f in graph.Functions)
@@ -92,6 +98,57 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         public IlgpuBuffer Statistic(int value, string statistic) => statistics[(value, statistic)];
 
         public IlgpuBuffer? Gradient(int value) => gradients.TryGetValue(value, out var b) ? b : null;
+
+        // ---------------------------------------------------------------- stacks whose layers differ
+
+        /// <summary>The functions reached from exactly one variant of a stack whose layers differ, and that variant.</summary>
+        private readonly Dictionary<string, string> variantOfFunction = new(StringComparer.Ordinal);
+
+        /// <summary>Per variant of such a stack, which copy of its buffers each layer uses (-1: the layer runs another variant).</summary>
+        public Dictionary<string, int[]> VariantCopies { get; } = new(StringComparer.Ordinal);
+
+        private void FindVariants()
+        {
+            foreach (var stack in Graph.Stacks.Where(s => s.Variants.Count > 1))
+            {
+                var reachedBy = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+                foreach (var variant in stack.Variants)
+                {
+                    var layers = stack.LayersOf(variant).ToList();
+                    VariantCopies[variant] = Enumerable.Range(0, stack.Layers).Select(l => layers.IndexOf(l)).ToArray();
+                    var pending = new Stack<string>(new[] { variant });
+                    while (pending.Count > 0)
+                    {
+                        string name = pending.Pop();
+                        if (!reachedBy.TryGetValue(name, out var variants)) reachedBy[name] = variants = new HashSet<string>(StringComparer.Ordinal);
+                        if (!variants.Add(variant)) continue;
+                        foreach (var call in Graph.Function(name).Ops.OfType<CallOp>()) pending.Push(call.Function);
+                    }
+                }
+                foreach (var reached in reachedBy.Where(r => r.Value.Count == 1))
+                    variantOfFunction[reached.Key] = reached.Value.Single();
+            }
+        }
+
+        /// <summary>The variant of a stack whose layers differ that alone reaches a function, or null.</summary>
+        public string? VariantOfFunction(string function) => variantOfFunction.TryGetValue(function, out var variant) ? variant : null;
+
+        /// <summary>The variant whose layers a value's copies are (null: one copy, or one per layer of the stack).</summary>
+        private string? VariantOf(int value, int copies)
+            => copies > 1 && owner.TryGetValue(value, out var function) && variantOfFunction.TryGetValue(function, out var variant) ? variant : null;
+
+        /// <summary>The copy of a buffer that <paramref name="layer"/> (a C# expression) uses.</summary>
+        public static string Copy(IlgpuBuffer buffer, string layer)
+            => buffer.Copies == 1 ? "0" : buffer.Variant is { } variant ? $"{CopyTable(variant)}[{layer}]" : layer;
+
+        /// <summary>The generated table of a variant's copies ("ExpertDecoderLayerCopy").</summary>
+        public static string CopyTable(string variant) => Pascal(variant) + "Copy";
+
+        /// <summary>The generated table of the variant each layer of a stack runs ("DecoderVariant").</summary>
+        public static string VariantTable(Stack stack) => Pascal(stack.Name) + "Variant";
+
+        /// <summary>The generated method that returns a layer's output in its variant's buffers ("DecoderLayerOutput").</summary>
+        public static string LayerOutput(Stack stack) => Pascal(stack.Name) + "LayerOutput";
 
         /// <summary>Floating values produced by ops have gradients; ids, expert indices and the scalar losses do not.</summary>
         public bool NeedsGradient(int value)
