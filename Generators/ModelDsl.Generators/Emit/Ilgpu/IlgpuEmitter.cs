@@ -190,12 +190,12 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                     writer.Line($"{IlgpuFunctionWriter.ForwardName(forward)}();");
                 }
                 writer.Line();
-                var moe = graph.Spec.Experts!;
-                writer.Line("/// <summary>The task loss of the logits against the targets, plus the routing loss (load balancing" + (moe.ZLossWeight > 0 ? " and z-loss" : "") + ") of the whole pass.</summary>");
+                var routerLoss = (RouterLossOp)plan.Schedule.Forward.First(s => s.Op is RouterLossOp).Op;
+                writer.Line("/// <summary>The task loss of the logits against the targets, plus the routing loss (load balancing" + (routerLoss.ZWeight > 0 ? " and z-loss" : "") + ") of the whole pass.</summary>");
                 using (writer.Block("protected override void LossForward()"))
                 {
                     writer.Line($"{IlgpuFunctionWriter.ForwardName(loss)}({logits});");
-                    writer.Line($"Kernels.RoutingLoss({lossView}, {routing.Field}[0], RoutedTokens, Experts, TopK, (float)AuxLossWeight, (float)ZLossWeight);");
+                    writer.Line($"Kernels.RoutingLoss({lossView}, {routing.Field}[0], RoutedTokens, Experts, TopK, {IlgpuOps.RouterLossWeights(graph, routerLoss)});");
                 }
             }
             else

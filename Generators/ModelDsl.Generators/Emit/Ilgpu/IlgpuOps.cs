@@ -83,7 +83,7 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.Line($"Kernels.Matmul({w.Out(op, 2)}, {w.In(op, 0)}, {w.Weight(op, 0)}, default, {w.Rows(op.Input(0))}, {w.Width(op.Outputs[2])}, {w.Width(op.Input(0))}, transposeA: false, transposeB: true, accumulate: false);", op, 2);
                 w.Line($"Kernels.RouterForward({w.Out(op, 0)}, {w.Out(op, 1)}, {w.Out(op, 2)}, {Routing(w, op)}, renormalize: {Literal(router.Renormalize)});", op);
             },
-            [OpKind.Experts] = (w, op) => w.Line($"Kernels.ExpertsForward({w.Out(op)}, {ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, "Weight")}, {ExpertsShape(w, op)});", op),
+            [OpKind.Experts] = (w, op) => w.Line($"Kernels.ExpertsForward({w.Out(op)}, {ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, gradients: false)}, {ExpertsShape(w, op)});", op),
             [OpKind.RouterLoss] = (w, op) => w.Plain($"Kernels.RoutingStatistics({RoutingStatistics(w)}, {w.In(op, 0)}, {w.In(op, 1)}, {Routing(w, op)});"),
             [OpKind.PatchEmbedding] = (w, op) => w.Line($"Kernels.PatchEmbeddingForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {w.Weight(op, 1)}, {Patches(w, op)});", op),
             [OpKind.ClassToken] = (w, op) => w.Line($"Kernels.ClassTokenForward({w.Out(op)}, {w.In(op, 0)}, {w.Weight(op, 0)}, {ClassToken(w, op)});", op),
@@ -158,12 +158,12 @@ namespace ModelDsl.Generators.Emit.Ilgpu
                 w.GradientLine($"Kernels.Matmul({Gradient(w, op, 0)}, {dLogits}, {w.Weight(op, 0)}, default, {rows}, {hidden}, {experts}, transposeA: false, transposeB: false, accumulate: true);", op.Input(0));
                 w.ParameterGradientLine($"Kernels.Matmul({w.WeightGradient(op, 0)}, {dLogits}, {w.In(op, 0)}, default, {experts}, {hidden}, {rows}, transposeA: true, transposeB: false, accumulate: true);", op, 0);
             },
-            [OpKind.Experts] = (w, op) => w.GradientLine($"Kernels.ExpertsBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {ExpertWeights(w, op, "Gradient")}, {w.DOut(op)}, " +
-                $"{ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, "Weight")}, {ExpertsShape(w, op)});", op.Input(0)),
+            [OpKind.Experts] = (w, op) => w.GradientLine($"Kernels.ExpertsBackward({Gradient(w, op, 0)}, {Gradient(w, op, 1)}, {ExpertWeights(w, op, gradients: true)}, {w.DOut(op)}, " +
+                $"{ExpertsPreActivations(w, op)}, {w.In(op, 0)}, {w.In(op, 1)}, {w.In(op, 2)}, {ExpertWeights(w, op, gradients: false)}, {ExpertsShape(w, op)});", op.Input(0)),
             // The statistics are complete (every layer's forward ran), so each layer's logits get their share of the
             // loss's gradient; the loss is added to the task loss unscaled (its gradient is 1).
             [OpKind.RouterLoss] = (w, op) => w.GradientLine($"Kernels.RoutingLossBackward({Gradient(w, op, 0)}, {w.In(op, 0)}, {RoutingStatistics(w)}, {w.Rows(op.Input(0))}, RoutedTokens, " +
-                $"{Experts(w, op)}, TopK, {RouterLossWeights(w, (RouterLossOp)op)}, scale: 1f);", op.Input(0)),
+                $"{Experts(w, op)}, TopK, {RouterLossWeights(w.Graph, (RouterLossOp)op)}, scale: 1f);", op.Input(0)),
             [OpKind.PatchEmbedding] = (w, op) => w.ParameterGradientLine($"Kernels.PatchEmbeddingBackward({w.WeightGradient(op, 0)}, {w.WeightGradient(op, 1)}, {w.DOut(op)}, {w.In(op, 0)}, {Patches(w, op)});", op, 0),
             [OpKind.ClassToken] = (w, op) => w.GradientLine($"Kernels.ClassTokenBackward({Gradient(w, op, 0)}, {w.WeightGradient(op, 0)}, {w.DOut(op)}, {ClassToken(w, op)});", op.Input(0)),
             [OpKind.SelectToken] = (w, op) => w.GradientLine($"Kernels.SelectTokenBackward({Gradient(w, op, 0)}, {w.DOut(op)}, {SelectToken(w, op)});", op.Input(0)),
@@ -209,18 +209,18 @@ namespace ModelDsl.Generators.Emit.Ilgpu
             => (w.Plan.RoutingStatistics ?? throw new InvalidOperationException("A router loss without routing statistics.")).Field + "[0]";
 
         /// <summary>The load-balancing and z-loss weights: the declaration's constants when they are the spec's.</summary>
-        private static string RouterLossWeights(IlgpuFunctionWriter w, RouterLossOp op)
+        public static string RouterLossWeights(ModelGraph graph, RouterLossOp op)
         {
-            var moe = w.Graph.Spec.Experts!;
+            var moe = graph.Spec.Experts!;
             string weight = op.Weight == moe.AuxLossWeight ? "(float)AuxLossWeight" : Literal(op.Weight) + "f";
             string zWeight = op.ZWeight == moe.ZLossWeight ? "(float)ZLossWeight" : Literal(op.ZWeight) + "f";
             return $"{weight}, {zWeight}";
         }
 
         /// <summary>The views of a layer's expert weights (or their gradients): up, gate (or default when not gated), down; each the layer's [Experts, ...] block.</summary>
-        private static string ExpertWeights(IlgpuFunctionWriter w, Op op, string which)
+        private static string ExpertWeights(IlgpuFunctionWriter w, Op op, bool gradients)
         {
-            string Access(int i) => which == "Weight" ? w.Weight(op, i) : w.WeightGradient(op, i);
+            string Access(int i) => gradients ? w.WeightGradient(op, i) : w.Weight(op, i);
             return ((ExpertsOp)op).Gated ? $"{Access(0)}, {Access(1)}, {Access(2)}" : $"{Access(0)}, default, {Access(1)}";
         }
 
