@@ -191,5 +191,68 @@ namespace ModelDsl.Generators.Tests
             Assert.Equal("[Batch, Time, Hidden=32]", ShapeOf(f.Call("Callee", Activations(Dims.Batch, Dims.Time, d.Hidden))[0]));
             Fails(() => f.Call("Callee", Activations(Dims.Batch, Dims.Time, d.Vocab)), "Call Callee", "does not fit");
         }
+
+        [Fact]
+        public void Learned_positions_need_the_tables_width_and_sinusoidal_ones_an_even_width()
+        {
+            int table = f.EmbeddingTable(Role.PositionEmbedding, d.Context, d.Hidden, InitRule.Normal(0.02, "0.02"));
+            int x = Activations(Dims.Batch, Dims.Time, d.Hidden);
+            Assert.Equal("[Batch, Time, Hidden=32]", ShapeOf(f.LearnedPositions(x, table, "x")));
+            Fails(() => f.LearnedPositions(Activations(Dims.Batch, Dims.Time, d.Inner), table, "x"), "LearnedPositions", "Inner=32", "the table's width");
+
+            Assert.Equal("[Batch, Time, Hidden=32]", ShapeOf(f.SinusoidalPositions(x, "x")));
+            Fails(() => f.SinusoidalPositions(Activations(Dims.Batch, Dims.Time, new Dim("Odd", 33)), "x"), "SinusoidalPositions", "Odd=33", "even width");
+        }
+
+        [Fact]
+        public void Experts_keep_the_width_and_need_int64_expert_indices()
+        {
+            var moe = new GraphBuilder(Support.Spec("[Decoder(Vocab = 50, Context = 16, Hidden = 32, Heads = 4, Layers = 1), FeedForward(Inner = 64), MixtureOfExperts(Experts = 4)] public partial record M;"));
+            moe.DefineStack("Decoder", 1, new[] { "Test" }, _ => 0);
+            var g = moe.Begin("Test", "experts", "Decoder", "Test");
+            var md = moe.Dims;
+            int x = g.Input("x", Shape.Of(Dims.Batch, Dims.Time, md.Hidden));
+            int weights = g.Input("weights", Shape.Of(Dims.Tokens, md.TopK));
+            int chosen = g.Input("chosen", Shape.Of(Dims.Tokens, md.TopK), ElementType.Int64);
+            var init = InitRule.Normal(0.02, "0.02");
+            int[] parameters =
+            {
+                g.LinearParameters(Role.ExpertUp, "", md.Hidden, md.Inner, bias: false, init, md.Experts.Size).Weight,
+                g.LinearParameters(Role.ExpertDown, "", md.Inner, md.Hidden, bias: false, init, md.Experts.Size).Weight,
+            };
+            Assert.Equal("[Batch, Time, Hidden=32]", Shape.Format(moe.Value(g.Experts(x, weights, chosen, parameters, ActivationKind.Gelu, gated: false, "o")).Shape));
+            var floats = g.Input("floats", Shape.Of(Dims.Tokens, md.TopK));
+            var e = Assert.Throws<GraphShapeException>(() => g.Experts(x, weights, floats, parameters, ActivationKind.Gelu, gated: false, "o"));
+            Assert.Contains("M: Experts", e.Message);
+            Assert.Contains("'floats'", e.Message);
+            Assert.Contains("Int64", e.Message);
+            var inner = g.Input("inner", Shape.Of(Dims.Batch, Dims.Time, md.Inner));
+            Assert.Throws<GraphShapeException>(() => g.Experts(inner, weights, chosen, parameters, ActivationKind.Gelu, gated: false, "o"));
+        }
+
+        [Fact]
+        public void A_class_token_needs_a_sequence_of_vectors()
+        {
+            var vision = new GraphBuilder(Support.Spec("[VisionEncoder(ImageSize = 32, PatchSize = 8, Channels = 3, Hidden = 32, Heads = 4, Layers = 1, Classes = 10)] public partial record M;"));
+            var g = vision.Begin("Test", "vision");
+            int token = g.BareParameter(Role.ClassToken, Shape.Of(Dims.One, Dims.One, vision.Dims.Hidden), InitRule.Zeros);
+            var e = Assert.Throws<GraphShapeException>(() => g.ClassToken(g.Input("pooled", Shape.Of(Dims.Batch, vision.Dims.Hidden)), token, "x"));
+            Assert.Contains("M: ClassToken", e.Message);
+            Assert.Contains("'pooled'", e.Message);
+            Assert.Contains("[Batch, positions, Hidden]", e.Message);
+        }
+
+        [Fact]
+        public void A_stacks_layer_body_must_return_what_it_carries_shaped_as_it_came()
+        {
+            graph.DefineStack("Decoder", 2, new[] { "Keeps", "Widens" }, l => l);
+            var keeps = graph.Begin("Keeps", "returns its input's shape", "Decoder", "Keeps");
+            keeps.Return(keeps.Input("h", Shape.Of(Dims.Batch, Dims.Time, d.Hidden)));
+            var widens = graph.Begin("Widens", "returns Inner instead of Hidden", "Decoder", "Widens");
+            int h = widens.Input("h", Shape.Of(Dims.Batch, Dims.Time, d.Hidden));
+            widens.Return(widens.Linear(h, widens.LinearParameters(Role.FeedForwardUp, "Decoder", d.Hidden, d.Inner, bias: true, InitRule.Zeros), "u"));
+            // The second layer's body ("Widens") breaks the carried shape, even though the first one keeps it.
+            Fails(() => f.Repeat("Decoder", 1, Activations(Dims.Batch, Dims.Time, d.Hidden)), "Repeat Decoder", "'Widens' returns", "Inner=32");
+        }
     }
 }

@@ -503,5 +503,39 @@ namespace ModelDsl.TorchSharp.Tests
             Assert.Equal(total, report.TrainLosses[0], 5);
             Assert.True(Math.Abs(report.TrainLosses[0] - crossEntropy) > 1e-3, "the reported loss includes the auxiliary loss");
         }
+
+        /// <summary>
+        /// Mixtral's and a GPT-2-bodied model's routers and experts round trip through safetensors under their Hugging Face
+        /// names (block_sparse_moe.experts.{e}.w1/w2/w3; mlp.experts.{e}.c_fc/c_proj), every expert of every layer: a fresh
+        /// model loaded from the file gives identical logits and auxiliary loss.
+        /// </summary>
+        [Theory]
+        [InlineData(nameof(TinyMixtral), "model.layers.1.block_sparse_moe.experts.3.w3.weight")]
+        [InlineData(nameof(TinyMoeGpt), "transformer.h.1.mlp.experts.3.c_proj.weight")]
+        public void Routers_and_experts_round_trip_through_safetensors(string declaration, string lastExpertTensor)
+        {
+            using var scope = torch.NewDisposeScope();
+            CausalLanguageModel Create() => declaration == nameof(TinyMixtral) ? TinyMixtral.CreateTorchSharp() : TinyMoeGpt.CreateTorchSharp();
+            var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{declaration}-{Guid.NewGuid():N}.safetensors");
+            try
+            {
+                var model = Create();
+                Numerics.Randomize(model, 31);
+                model.SaveSafetensors(path);
+                var header = ModelDsl.Checkpoints.SafetensorsFile.ReadHeader(path);
+                Assert.Contains(lastExpertTensor, header.Tensors.Keys);
+                Assert.All(model.named_parameters(), p => Assert.Contains(p.name, header.Tensors.Keys));
+                var copy = Create();
+                copy.LoadSafetensors(path);
+                var ids = Numerics.RandomIds(2, 8, 50, 32);
+                var (expected, actual) = (model.Forward(ids), copy.Forward(ids));
+                Assert.True(Numerics.Identical(expected.Logits, actual.Logits));
+                Assert.True(Numerics.Identical(expected.AuxiliaryLoss!, actual.AuxiliaryLoss!));
+            }
+            finally
+            {
+                System.IO.File.Delete(path);
+            }
+        }
     }
 }

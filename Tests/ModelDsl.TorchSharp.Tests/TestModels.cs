@@ -45,6 +45,28 @@ namespace ModelDsl.TorchSharp.Tests
     [LearnedPositions, PreNorm, TiedEmbeddings]
     public partial record TrainGpt;
 
+    /// <summary>TrainGpt's size in Mistral's layout: rotary positions, GQA (2 key/value heads), a window of 16, SwiGLU, RMSNorm, no biases.</summary>
+    [Decoder(Vocab = 64, Context = 32, Hidden = 64, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Window = 16, Bias = false)]
+    [FeedForward(Inner = 176, Activation = Activation.SwiGlu, Bias = false)]
+    [RotaryPositions, PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    public partial record TrainMistral;
+
+    /// <summary>TrainMistral with Mixtral's sparse feed-forward: 4 experts of half the width, top-2, in every layer.</summary>
+    [Decoder(Vocab = 64, Context = 32, Hidden = 64, Heads = 4, Layers = 2)]
+    [Attention(KvHeads = 2, Bias = false)]
+    [FeedForward(Inner = 88, Activation = Activation.SwiGlu, Bias = false)]
+    [RotaryPositions, PreNorm(Kind = NormKind.RmsNorm, Epsilon = 1e-6)]
+    [MixtureOfExperts(Experts = 4, TopK = 2)]
+    public partial record TrainMixtral;
+
+    /// <summary>TrainGpt with rank-4 LoRA adapters on its attention and MLP: a TrainGpt checkpoint is its base.</summary>
+    [Decoder(Vocab = 64, Context = 32, Hidden = 64, Heads = 4, Layers = 2)]
+    [FeedForward(Inner = 256, Activation = Activation.GeluTanh)]
+    [LearnedPositions, PreNorm, TiedEmbeddings]
+    [Lora(Rank = 4, Alpha = 8, Targets = LoraTargets.Query | LoraTargets.Value | LoraTargets.FeedForward)]
+    public partial record TrainLoraGpt;
+
     /// <summary>A causal language model written by hand for runtime tests (trainer, sampler), with a minimal card.</summary>
     public abstract class HandWrittenLanguageModel : CausalLanguageModel
     {

@@ -12,11 +12,32 @@ using ModelDsl.Training;
 
 namespace ModelDsl.Examples.Jobs
 {
-    /// <summary>The main job: train KjvGpt on the embedded King James Bible, save checkpoint, tokenizer and plot, sample.</summary>
+    /// <summary>
+    /// The main job: train KjvGpt (or, with --model mistral, the same size in Mistral's layout) on the embedded King James
+    /// Bible, save checkpoint, tokenizer and plot, sample.
+    /// </summary>
     internal static class KjvGptJob
     {
+        /// <summary>A declaration the job trains: its card, its two backends' factories and its files' prefix in the output folder.</summary>
+        private sealed record ModelChoice(ModelCard Card, Func<CausalLanguageModel> CreateTorchSharp, Func<IlgpuDevice, ulong, IlgpuCausalLanguageModel> CreateIlgpu, string Files);
+
+        private static readonly Dictionary<string, ModelChoice> Models = new(StringComparer.Ordinal)
+        {
+            ["gpt"] = new(KjvGpt.Card, () => KjvGpt.CreateTorchSharp(), (device, seed) => KjvGpt.CreateIlgpu(device, seed), "kjv-gpt"),
+            ["mistral"] = new(KjvMistral.Card, () => KjvMistral.CreateTorchSharp(), (device, seed) => KjvMistral.CreateIlgpu(device, seed), "kjv-mistral"),
+        };
+
+        private static ModelChoice Choose(Options options)
+        {
+            string name = options.Get("--model", "gpt");
+            return Models.TryGetValue(name, out var choice) ? choice
+                : throw new ArgumentException($"--model is {string.Join(" or ", Models.Keys)}, not '{name}'.");
+        }
+
         public const string Usage = """
               train [options]            train KjvGpt on the embedded KJV text (the default command)
+                --model NAME             gpt (KjvGpt: GPT-2's layout, the default) or mistral (KjvMistral: Mistral's
+                                         layout at the same size; files out/kjv-mistral.*)
                 --steps N                optimizer steps (default 1200)
                 --batch N                sequences per step (default 16)
                 --lr X                   peak learning rate (default 3e-3)
@@ -26,6 +47,7 @@ namespace ModelDsl.Examples.Jobs
             """ + "\n" + BackendOption.Usage + "\n" + """
               sample [options]           generate from a saved checkpoint
                 --out DIR                folder holding kjv-gpt.safetensors and kjv-gpt.tokenizer.json (default ./out)
+                --model NAME             gpt or mistral (reads kjv-mistral.*), as trained
                 --prompt TEXT            (default "And God said")
                 --tokens N               characters to generate (default 400)
                 --temperature X --top-k N --top-p X --seed N
@@ -40,14 +62,16 @@ namespace ModelDsl.Examples.Jobs
 
             var text = Corpus.KingJamesBible();
             var tokenizer = CharTokenizer.FromCorpus(text);
-            if (tokenizer.VocabSize > KjvGpt.Card.Vocab)
+            var choice = Choose(options);
+            var card = choice.Card;
+            if (tokenizer.VocabSize > card.Vocab)
                 throw new InvalidOperationException(
-                    $"Model 'KjvGpt': the corpus has {tokenizer.VocabSize} distinct characters but Vocab is {KjvGpt.Card.Vocab}; raise Vocab in Models/GptModels.cs.");
+                    $"Model '{card.Name}': the corpus has {tokenizer.VocabSize} distinct characters but Vocab is {card.Vocab}; raise Vocab in Models/GptModels.cs.");
             var tokens = tokenizer.Encode(text);
-            var data = new TokenBatches(tokens, KjvGpt.Card.Vocab, validationFraction: 0.05);
+            var data = new TokenBatches(tokens, card.Vocab, validationFraction: 0.05);
             double unigram = Entropy.UnigramNats(data.TrainTokens.Span);
 
-            Console.WriteLine(KjvGpt.Card);
+            Console.WriteLine(card);
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "Corpus: King James Bible, Genesis to Ruth ({0:N0} characters, {1} distinct); unigram entropy {2:F3} nats/char ({3:F2} bits)",
                 text.Length, tokenizer.VocabSize, unigram, Entropy.NatsToBits(unigram)));
@@ -60,7 +84,7 @@ namespace ModelDsl.Examples.Jobs
             {
                 Steps = options.Get("--steps", emulated ? 2 : 1200),
                 BatchSize = options.Get("--batch", emulated ? 1 : 16),
-                SequenceLength = emulated ? 32 : KjvGpt.Card.Context,
+                SequenceLength = emulated ? 32 : card.Context,
                 LearningRate = options.Get("--lr", 3e-3),
                 WarmupSteps = 50,
                 MinLearningRateRatio = 0.1,
@@ -69,20 +93,20 @@ namespace ModelDsl.Examples.Jobs
                 EvalBatches = emulated ? 1 : 8,
                 Seed = seed,
             };
-            var checkpoint = Path.Combine(outDir, "kjv-gpt.safetensors");
+            var checkpoint = Path.Combine(outDir, choice.Files + ".safetensors");
             var metadata = new Dictionary<string, string>
             {
                 ["format"] = "pt",
-                ["model"] = "KjvGpt",
+                ["model"] = card.Name,
                 ["backend"] = backend,
                 ["steps"] = trainingOptions.Steps.ToString(CultureInfo.InvariantCulture),
             };
             var report = device is null
-                ? TrainOnTorchSharp(options, trainingOptions, data, outDir, checkpoint, metadata)
-                : TrainOnIlgpu(device, trainingOptions, data, checkpoint, metadata);
+                ? TrainOnTorchSharp(choice, options, trainingOptions, data, outDir, checkpoint, metadata)
+                : TrainOnIlgpu(choice, device, trainingOptions, data, checkpoint, metadata);
 
-            tokenizer.Save(Path.Combine(outDir, "kjv-gpt.tokenizer.json"));
-            var plot = Path.Combine(outDir, "kjv-gpt-loss.png");
+            tokenizer.Save(Path.Combine(outDir, choice.Files + ".tokenizer.json"));
+            var plot = Path.Combine(outDir, choice.Files + "-loss.png");
             LossPlot.Save(plot, report, new[] { new ReferenceLine("unigram entropy", unigram) });
 
             double final = report.FinalValidationLoss;
@@ -93,7 +117,7 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine($"Saved {checkpoint}, its tokenizer and {plot}.");
 
             // The checkpoint has Hugging Face names on either backend: sampling reads it into the TorchSharp model.
-            using var sampler = KjvGpt.CreateTorchSharp();
+            using var sampler = choice.CreateTorchSharp();
             sampler.LoadSafetensors(checkpoint);
             var prompt = "And God said";
             var sample = sampler.Generate(tokenizer.Encode(prompt), 300, new SamplingOptions(Temperature: 0.8f, TopP: 0.95f, Seed: (int)seed, Vocabulary: tokenizer.VocabSize));
@@ -102,15 +126,15 @@ namespace ModelDsl.Examples.Jobs
             Console.WriteLine(tokenizer.Decode(sample));
         }
 
-        private static TrainingReport TrainOnTorchSharp(Options options, TrainingOptions trainingOptions, TokenBatches data, string outDir,
+        private static TrainingReport TrainOnTorchSharp(ModelChoice choice, Options options, TrainingOptions trainingOptions, TokenBatches data, string outDir,
             string checkpoint, Dictionary<string, string> metadata)
         {
-            using var model = KjvGpt.CreateTorchSharp();
+            using var model = choice.CreateTorchSharp();
             // A training checkpoint every evaluation; the weights of the best validation loss beside it.
-            string training = Path.Combine(outDir, "kjv-gpt.training.safetensors");
+            string training = Path.Combine(outDir, choice.Files + ".training.safetensors");
             using var trainer = new LanguageModelTrainer(model, trainingOptions)
             {
-                Checkpoints = new TrainingCheckpoints(training, trainingOptions.EvalEvery, Path.Combine(outDir, "kjv-gpt.best.safetensors")),
+                Checkpoints = new TrainingCheckpoints(training, trainingOptions.EvalEvery, Path.Combine(outDir, choice.Files + ".best.safetensors")),
             };
             if (options.Get("--resume", "false") == "true")
             {
@@ -125,10 +149,10 @@ namespace ModelDsl.Examples.Jobs
         }
 
         /// <summary>The same recipe on ILGPU: its trainer takes the same options and reports to the same view.</summary>
-        private static TrainingReport TrainOnIlgpu(IlgpuDevice device, TrainingOptions trainingOptions, TokenBatches data,
+        private static TrainingReport TrainOnIlgpu(ModelChoice choice, IlgpuDevice device, TrainingOptions trainingOptions, TokenBatches data,
             string checkpoint, Dictionary<string, string> metadata)
         {
-            using var model = KjvGpt.CreateIlgpu(device, trainingOptions.Seed);
+            using var model = choice.CreateIlgpu(device, trainingOptions.Seed);
             var trainer = new IlgpuLanguageModelTrainer(model, trainingOptions);
             var report = new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
             metadata["validation_loss"] = report.FinalValidationLoss.ToString("F4", CultureInfo.InvariantCulture);
@@ -140,9 +164,10 @@ namespace ModelDsl.Examples.Jobs
         {
             TorchSharpRuntime.EnsureLoaded();
             var outDir = options.Get("--out", "out");
-            var tokenizer = CharTokenizer.Load(Path.Combine(outDir, "kjv-gpt.tokenizer.json"));
-            using var model = KjvGpt.CreateTorchSharp();
-            model.LoadSafetensors(Path.Combine(outDir, "kjv-gpt.safetensors"));
+            var choice = Choose(options);
+            var tokenizer = CharTokenizer.Load(Path.Combine(outDir, choice.Files + ".tokenizer.json"));
+            using var model = choice.CreateTorchSharp();
+            model.LoadSafetensors(Path.Combine(outDir, choice.Files + ".safetensors"));
             var sampling = new SamplingOptions(
                 Temperature: (float)options.Get("--temperature", 0.8),
                 TopK: options.Get("--top-k", 0),
