@@ -2,6 +2,8 @@ using System;
 using System.IO;
 using System.Linq;
 using System.Reflection;
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
 using ModelDsl.Generators.Spec;
 using Xunit;
 
@@ -66,6 +68,30 @@ namespace ModelDsl.Analyzers.Tests
                 var instance = Activator.CreateInstance(type)!;
                 Assert.Equal(0, type.GetProperty(argument.Name)!.GetValue(instance));
             }
+        }
+
+        /// <summary>
+        /// What IntelliSense shows (the XML docs beside ModelDsl.dll) agrees with the validator: no integer argument's
+        /// summary calls 0 a default or gives it a meaning, since writing 0 is MDSL0005 (Inner, KvHeads, HeadDim and Window
+        /// once said "0 (default) means ..."). An optional argument says what leaving it out does ("Not set: ...").
+        /// </summary>
+        [Fact]
+        public void IntelliSense_never_offers_0_for_an_integer_argument()
+        {
+            var xml = XDocument.Load(Path.ChangeExtension(typeof(DecoderAttribute).Assembly.Location, ".xml"));
+            var summaries = xml.Descendants("member").ToDictionary(m => (string)m.Attribute("name")!, m => m.Element("summary")?.Value ?? "");
+            var zeroAsAValue = new Regex(@"\b0\b[^.;]*\b(default|means?)\b|\(default\)", RegexOptions.IgnoreCase);
+            int checkedArguments = 0;
+            foreach (var argument in DslGrammar.Arguments.Where(a => a.Kind == ArgumentKind.Int))
+            {
+                string member = $"P:{AttributeType(argument.Attribute).FullName}.{argument.Name}";
+                Assert.True(summaries.TryGetValue(member, out var summary) && summary.Trim().Length > 0, $"{member} has no summary for IntelliSense");
+                Assert.False(zeroAsAValue.IsMatch(summary), $"{member}: \"{summary.Trim()}\" offers 0, which is MDSL0005");
+                if (argument.Default is null && !argument.IsRequired)
+                    Assert.True(summary.Contains("Not set", StringComparison.Ordinal), $"{member}: \"{summary.Trim()}\" does not say what leaving it out does");
+                checkedArguments++;
+            }
+            Assert.True(checkedArguments >= 15, $"only {checkedArguments} integer arguments checked");
         }
 
         [Fact]

@@ -162,5 +162,35 @@ namespace ModelDsl.Generators.Tests
             Assert.Contains("Ns.event.class.TorchSharp.g.cs", sources.Keys);
             Assert.Empty(GeneratorHarness.Errors(output));
         }
+
+        /// <summary>
+        /// Names the issue found colliding with what the first generator wrote (its nested block and module classes): a
+        /// model may carry them now, on both backends, beside a user type of the same name in its namespace.
+        /// </summary>
+        [Theory]
+        [InlineData("DecoderBlock")]
+        [InlineData("TransformerModule")]
+        [InlineData("Kernels")]
+        [InlineData("ParameterTable")]
+        public void A_model_named_like_a_generated_or_runtime_member_still_compiles(string name)
+        {
+            string source = $$"""
+                using ModelDsl;
+                namespace Ns
+                {
+                    [Decoder(Vocab = 20, Context = 8, Hidden = 8, Heads = 2, Layers = 1)]
+                    [MixtureOfExperts(Experts = 2, TopK = 1)]
+                    public partial record {{name}};
+                }
+                namespace Ns.Other
+                {
+                    public class {{name}} { }
+                }
+                """;
+            var (output, sources) = GeneratorHarness.Run(GeneratorHarness.Compilation(true, source));
+            Assert.Contains($"Ns.{name}.TorchSharp.g.cs", sources.Keys);
+            Assert.Contains($"Ns.{name}.Ilgpu.g.cs", sources.Keys);
+            Assert.Empty(GeneratorHarness.Errors(output));
+        }
     }
 }

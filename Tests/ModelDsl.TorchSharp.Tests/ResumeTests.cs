@@ -79,6 +79,35 @@ namespace ModelDsl.TorchSharp.Tests
                 Assert.True(Numerics.Identical(a, b), $"{name} differs after resuming");
         }
 
+        /// <summary>Copies the model's weights at every evaluation, to compare with what the trainer saved as the best.</summary>
+        private sealed class WeightsAtEvaluations(nn.Module model) : ITrainingObserver
+        {
+            public System.Collections.Generic.Dictionary<int, (double Loss, Tensor[] Weights)> Points { get; } = new();
+
+            void ITrainingObserver.OnEvaluation(EvaluationPoint evaluation)
+                => Points[evaluation.Step] = (evaluation.Loss, model.parameters().Select(p => p.detach().clone().MoveToOuterDisposeScope()).ToArray());
+        }
+
+        [Fact]
+        public void The_best_checkpoint_holds_the_weights_of_the_best_validation_loss()
+        {
+            using var scope = torch.NewDisposeScope();
+            string best = Path.Combine(folder, "run.best.safetensors");
+            var model = Model();
+            var observer = new WeightsAtEvaluations(model);
+            using (var trainer = new LanguageModelTrainer(model, Options) { Checkpoints = new TrainingCheckpoints(Path.Combine(folder, "run.training.safetensors"), Every: 5, BestPath: best) })
+                trainer.Train(Data, observer);
+
+            Assert.Equal(new[] { 0, 8, 16, 24 }, observer.Points.Keys.OrderBy(k => k));
+            // Step 0 is the untrained model: the best file is written only when training beats it.
+            var (step, point) = observer.Points.Where(p => p.Key > 0).MinBy(p => p.Value.Loss);
+            Assert.True(point.Loss < observer.Points[0].Loss);
+            var saved = Model();
+            saved.LoadSafetensors(best);
+            foreach (var ((name, p), expected) in saved.named_parameters().Zip(point.Weights))
+                Assert.True(Numerics.Identical(expected, p), $"{name} in the best checkpoint is not the weights of step {step}, the best validation loss {point.Loss:F4}");
+        }
+
         [Fact]
         public void Resuming_with_other_options_or_from_a_weights_file_is_refused_and_changes_nothing()
         {
