@@ -73,6 +73,18 @@ namespace ModelDsl.Ilgpu.Tests
         public static void Step(IlgpuTransformerModel model, int step)
             => model.AdamWStep(step, LearningRate, Beta1, Beta2, Epsilon, WeightDecay, Clip);
 
+        /// <summary>A seeded batch of token ids and next-token targets [batch, time], every fifth target ignored (-100).</summary>
+        public static (int[] Ids, int[] Targets) TokenData(int vocab, int batch, int time, int seed)
+        {
+            var random = new Random(seed);
+            var ids = Enumerable.Range(0, batch * time).Select(_ => random.Next(vocab)).ToArray();
+            var targets = Enumerable.Range(0, batch * time).Select(i => i % 5 == 4 ? -100 : random.Next(vocab)).ToArray();
+            return (ids, targets);
+        }
+
+        /// <summary>Ids as libtorch's int64 [batch, time].</summary>
+        public static torch.Tensor Long(int[] values, int batch, int time) => torch.tensor(values.Select(v => (long)v).ToArray(), new long[] { batch, time });
+
         /// <summary>The loss curves drift apart only by float32 rounding; after 20 steps that is still far below 1e-3.</summary>
         public static void AssertSameLoss(float expected, float actual, int step)
             => Assert.True(Math.Abs(expected - actual) < 1e-3, $"step {step}: ILGPU loss {actual}, libtorch {expected}");

@@ -33,14 +33,9 @@ namespace ModelDsl.Ilgpu.Tests
             return (reference, Transfer(reference, TinyIlgpuLoraGpt.CreateIlgpu(Device), folder));
         }
 
-        private static (int[] Ids, int[] Targets) Data(int seed)
-        {
-            var random = new Random(seed);
-            return (Enumerable.Range(0, Batch * Time).Select(_ => random.Next(Vocab)).ToArray(),
-                    Enumerable.Range(0, Batch * Time).Select(i => i % 5 == 4 ? -100 : random.Next(Vocab)).ToArray());
-        }
+        private static (int[] Ids, int[] Targets) Data(int seed) => TokenData(Vocab, Batch, Time, seed);
 
-        private static torch.Tensor Long(int[] values) => torch.tensor(values.Select(v => (long)v).ToArray(), new long[] { Batch, Time });
+        private static torch.Tensor Long(int[] values) => CrossBackendChecks.Long(values, Batch, Time);
 
         [Fact]
         public void Adapted_logits_loss_and_every_gradient_equal_libtorchs()

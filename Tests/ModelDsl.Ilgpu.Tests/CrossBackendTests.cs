@@ -106,13 +106,7 @@ namespace ModelDsl.Ilgpu.Tests
 
         public void Dispose() => Directory.Delete(folder, recursive: true);
 
-        private (int[] Ids, int[] Targets) Data(int seed)
-        {
-            var random = new Random(seed);
-            var ids = Enumerable.Range(0, Batch * Time).Select(_ => random.Next(Vocab)).ToArray();
-            var targets = Enumerable.Range(0, Batch * Time).Select(i => i % 5 == 4 ? -100 : random.Next(Vocab)).ToArray();
-            return (ids, targets);
-        }
+        private (int[] Ids, int[] Targets) Data(int seed) => TokenData(Vocab, Batch, Time, seed);
 
         private (CausalLanguageModel Reference, IlgpuCausalLanguageModel Model) Pair()
         {
@@ -121,7 +115,7 @@ namespace ModelDsl.Ilgpu.Tests
             return (reference, Transfer(reference, CreateModel(), folder));
         }
 
-        private static torch.Tensor Long(int[] values) => torch.tensor(values.Select(v => (long)v).ToArray(), new long[] { Batch, Time });
+        private static torch.Tensor Long(int[] values) => CrossBackendChecks.Long(values, Batch, Time);
 
         [Fact]
         public void Logits_loss_and_every_gradient_equal_libtorchs()

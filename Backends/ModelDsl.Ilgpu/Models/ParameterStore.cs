@@ -17,9 +17,9 @@ namespace ModelDsl.Ilgpu
     /// the same layout (llm.c's layout: one allocation each, so the optimizer and the gradient norm are one launch
     /// over the whole model). LoRA adapters come first, then the other matrices, then vectors, so AdamW decays exactly the
     /// elements below <see cref="DecayedCount"/>, and with the base frozen it runs over the adapters alone, the first
-    /// <see cref="AdapterCount"/> elements (all matrices). Parameters are found by their Hugging Face name, "{layer}" and all. A layer's experts
-    /// lie one after another, so <see cref="Weight"/> of a per-expert name is that layer's [experts, ...] block, which
-    /// the expert kernels index by the routed expert.
+    /// <see cref="AdapterCount"/> elements (all matrices). Parameters are found by their Hugging Face name, "{layer}" and
+    /// all. A layer's experts lie one after another, so <see cref="Weight"/> of a per-expert name is that layer's
+    /// [experts, ...] block, which the expert kernels index by the routed expert.
     /// </summary>
     public sealed class ParameterStore : IDisposable
     {
