@@ -85,6 +85,43 @@ namespace ModelDsl.Ilgpu.Tests
         /// <summary>Ids as libtorch's int64 [batch, time].</summary>
         public static torch.Tensor Long(int[] values, int batch, int time) => torch.tensor(values.Select(v => (long)v).ToArray(), new long[] { batch, time });
 
+        /// <summary>Logits, loss and every parameter gradient of a causal language model equal libtorch's on one seeded batch.</summary>
+        public static void AssertSameLogitsLossAndGradients(CausalLanguageModel reference, IlgpuCausalLanguageModel model, int vocab, int batch, int time)
+        {
+            var (ids, targets) = TokenData(vocab, batch, time, 1);
+            var logits = model.Logits(ids, batch, time);
+            using (torch.no_grad())
+                AssertClose(reference.Forward(Long(ids, batch, time)).Logits, logits, 2e-5, 1e-4, "logits");
+
+            float loss = model.ForwardBackward(ids, targets, batch, time);
+            var expected = reference.Loss(Long(ids, batch, time), Long(targets, batch, time));
+            expected.backward();
+            Assert.Equal(expected.item<float>(), loss, 1e-5f);
+            AssertGradients(reference, model);
+        }
+
+        /// <summary>
+        /// Trains a causal language model on both backends side by side for <paramref name="steps"/> AdamW steps on seeded token
+        /// batches (seeds 101, 102, ...), the loss equal at every step, then every weight.
+        /// </summary>
+        public static void TrainSideBySide(CausalLanguageModel reference, IlgpuCausalLanguageModel model, int steps, int vocab, int batch, int time)
+        {
+            var optimizer = AdamW(reference);
+            for (int step = 1; step <= steps; step++)
+            {
+                var (ids, targets) = TokenData(vocab, batch, time, 100 + step);
+                optimizer.zero_grad();
+                var expected = reference.Loss(Long(ids, batch, time), Long(targets, batch, time));
+                expected.backward();
+                ReferenceStep(reference, optimizer);
+
+                float loss = model.ForwardBackward(ids, targets, batch, time);
+                Step(model, step);
+                AssertSameLoss(expected.item<float>(), loss, step);
+            }
+            AssertWeights(reference, model, steps);
+        }
+
         /// <summary>The loss curves drift apart only by float32 rounding; after 20 steps that is still far below 1e-3.</summary>
         public static void AssertSameLoss(float expected, float actual, int step)
             => Assert.True(Math.Abs(expected - actual) < 1e-3, $"step {step}: ILGPU loss {actual}, libtorch {expected}");

@@ -33,24 +33,12 @@ namespace ModelDsl.Ilgpu.Tests
             return (reference, Transfer(reference, TinyIlgpuLoraGpt.CreateIlgpu(Device), folder));
         }
 
-        private static (int[] Ids, int[] Targets) Data(int seed) => TokenData(Vocab, Batch, Time, seed);
-
-        private static torch.Tensor Long(int[] values) => CrossBackendChecks.Long(values, Batch, Time);
-
         [Fact]
         public void Adapted_logits_loss_and_every_gradient_equal_libtorchs()
         {
             var (reference, model) = Pair();
             using var _ = model;
-            var (ids, targets) = Data(1);
-            using (torch.no_grad())
-                AssertClose(reference.Forward(Long(ids)).Logits, model.Logits(ids, Batch, Time), 2e-5, 1e-4, "logits");
-
-            float loss = model.ForwardBackward(ids, targets, Batch, Time);
-            var expected = reference.Loss(Long(ids), Long(targets));
-            expected.backward();
-            Assert.Equal(expected.item<float>(), loss, 1e-5f);
-            AssertGradients(reference, model);
+            AssertSameLogitsLossAndGradients(reference, model, Vocab, Batch, Time);
         }
 
         [Fact]
@@ -63,21 +51,7 @@ namespace ModelDsl.Ilgpu.Tests
             var baseBefore = model.Parameters.Slots.Where(s => !reference.Lora.IsAdapterTensor(s.Name)).ToDictionary(s => s.Name, s => model.Parameters.Get(s.Name));
             Assert.Equal(model.Parameters.AdapterCount, reference.Lora.ParameterCount);
 
-            var optimizer = AdamW(reference);
-            const int steps = 10;
-            for (int step = 1; step <= steps; step++)
-            {
-                var (ids, targets) = Data(100 + step);
-                optimizer.zero_grad();
-                var expected = reference.Loss(Long(ids), Long(targets));
-                expected.backward();
-                ReferenceStep(reference, optimizer);
-
-                float loss = model.ForwardBackward(ids, targets, Batch, Time);
-                Step(model, step);
-                AssertSameLoss(expected.item<float>(), loss, step);
-            }
-            AssertWeights(reference, model, steps);
+            TrainSideBySide(reference, model, steps: 10, Vocab, Batch, Time);
             foreach (var (name, before) in baseBefore)
                 Assert.True(before.AsSpan().SequenceEqual(model.Parameters.Get(name)), $"the frozen base weight {name} moved");
         }

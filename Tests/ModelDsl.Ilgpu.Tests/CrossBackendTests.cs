@@ -106,8 +106,6 @@ namespace ModelDsl.Ilgpu.Tests
 
         public void Dispose() => Directory.Delete(folder, recursive: true);
 
-        private (int[] Ids, int[] Targets) Data(int seed) => TokenData(Vocab, Batch, Time, seed);
-
         private (CausalLanguageModel Reference, IlgpuCausalLanguageModel Model) Pair()
         {
             torch.manual_seed(7);
@@ -115,24 +113,12 @@ namespace ModelDsl.Ilgpu.Tests
             return (reference, Transfer(reference, CreateModel(), folder));
         }
 
-        private static torch.Tensor Long(int[] values) => CrossBackendChecks.Long(values, Batch, Time);
-
         [Fact]
         public void Logits_loss_and_every_gradient_equal_libtorchs()
         {
             var (reference, model) = Pair();
             using var _ = model;
-            var (ids, targets) = Data(1);
-
-            var logits = model.Logits(ids, Batch, Time);
-            using (torch.no_grad())
-                AssertClose(reference.Forward(Long(ids)).Logits, logits, 2e-5, 1e-4, "logits");
-
-            float loss = model.ForwardBackward(ids, targets, Batch, Time);
-            var expected = reference.Loss(Long(ids), Long(targets));
-            expected.backward();
-            Assert.Equal(expected.item<float>(), loss, 1e-5f);
-            AssertGradients(reference, model);
+            AssertSameLogitsLossAndGradients(reference, model, Vocab, Batch, Time);
         }
 
         [Fact]
@@ -140,20 +126,7 @@ namespace ModelDsl.Ilgpu.Tests
         {
             var (reference, model) = Pair();
             using var _ = model;
-            var optimizer = AdamW(reference);
-            for (int step = 1; step <= TrainingSteps; step++)
-            {
-                var (ids, targets) = Data(100 + step);
-                optimizer.zero_grad();
-                var expected = reference.Loss(Long(ids), Long(targets));
-                expected.backward();
-                ReferenceStep(reference, optimizer);
-
-                float loss = model.ForwardBackward(ids, targets, Batch, Time);
-                Step(model, step);
-                AssertSameLoss(expected.item<float>(), loss, step);
-            }
-            AssertWeights(reference, model, TrainingSteps);
+            TrainSideBySide(reference, model, TrainingSteps, Vocab, Batch, Time);
         }
     }
 }

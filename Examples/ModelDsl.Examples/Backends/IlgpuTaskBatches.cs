@@ -74,14 +74,11 @@ namespace ModelDsl.Examples.Backends
                 using var trainer = new ModelTrainer<TBatch>(model, options);
                 return new ConsoleTrainingView().Run(observer => trainer.Train(data, observer));
             }
-            using var ilgpu = createIlgpu(device);
-            model.SaveSafetensors(weightsFile);
-            ilgpu.LoadSafetensors(weightsFile);
+            using var ilgpu = IlgpuTwin.Create(model, () => createIlgpu(device), weightsFile);
             var ilgpuTrainer = new IlgpuTrainer(ilgpu, options);
             var batches = new IlgpuTaskBatches<TBatch>(data, options, b => run(ilgpu, b, true), b => run(ilgpu, b, false));
             var report = new ConsoleTrainingView().Run(observer => ilgpuTrainer.Train(batches, observer));
-            ilgpu.SaveSafetensors(weightsFile);
-            model.LoadSafetensors(weightsFile);
+            IlgpuTwin.CopyBack(ilgpu, model, weightsFile);
             return report;
         }
     }

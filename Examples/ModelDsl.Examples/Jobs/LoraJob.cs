@@ -131,13 +131,10 @@ namespace ModelDsl.Examples.Jobs
         /// </summary>
         private static TrainingReport AdaptOnIlgpu(IlgpuDevice device, CausalLanguageModel model, TrainingOptions options, TokenBatches data, string weightsFile)
         {
-            using var ilgpu = KjvLoraGpt.CreateIlgpu(device, options.Seed);
-            model.SaveSafetensors(weightsFile);
-            ilgpu.LoadSafetensors(weightsFile);
+            using var ilgpu = IlgpuTwin.Create(model, () => KjvLoraGpt.CreateIlgpu(device, options.Seed), weightsFile);
             ilgpu.Parameters.FreezeBase();
             var report = new ConsoleTrainingView().Run(observer => new IlgpuLanguageModelTrainer(ilgpu, options).Train(data, observer));
-            ilgpu.SaveSafetensors(weightsFile);
-            model.LoadSafetensors(weightsFile);
+            IlgpuTwin.CopyBack(ilgpu, model, weightsFile);
             File.Delete(weightsFile);
             return report;
         }
@@ -173,8 +170,7 @@ namespace ModelDsl.Examples.Jobs
             {
                 using var ilgpu = KjvGpt.CreateIlgpu(device, options.Seed);
                 report = new ConsoleTrainingView().Run(observer => new IlgpuLanguageModelTrainer(ilgpu, options).Train(old, observer));
-                ilgpu.SaveSafetensors(file);
-                model.LoadSafetensors(file);
+                IlgpuTwin.CopyBack(ilgpu, model, file);
             }
             model.SaveSafetensors(file, new Dictionary<string, string>
             {

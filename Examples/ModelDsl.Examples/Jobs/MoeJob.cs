@@ -130,21 +130,14 @@ namespace ModelDsl.Examples.Jobs
                 using var trainer = new LanguageModelTrainer(model, options);
                 return new ConsoleTrainingView().Run(view => trainer.Train(data, new EvaluationProbe(view, atEvaluation)));
             }
-            using var ilgpu = createIlgpu(device);
-            model.SaveSafetensors(weightsFile);
-            ilgpu.LoadSafetensors(weightsFile);
-            void Synchronise()
-            {
-                ilgpu.SaveSafetensors(weightsFile);
-                model.LoadSafetensors(weightsFile);
-            }
+            using var ilgpu = IlgpuTwin.Create(model, () => createIlgpu(device), weightsFile);
             var ilgpuTrainer = new IlgpuLanguageModelTrainer(ilgpu, options);
             var report = new ConsoleTrainingView().Run(view => ilgpuTrainer.Train(data, new EvaluationProbe(view, step =>
             {
-                Synchronise();
+                IlgpuTwin.CopyBack(ilgpu, model, weightsFile);
                 atEvaluation(step);
             })));
-            Synchronise();
+            IlgpuTwin.CopyBack(ilgpu, model, weightsFile);
             File.Delete(weightsFile);
             return report;
         }

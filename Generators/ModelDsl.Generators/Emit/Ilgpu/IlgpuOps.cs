@@ -201,9 +201,9 @@ namespace ModelDsl.Generators.Emit.Ilgpu
         /// <summary>A router's or a router loss's sizes: tokens (the rows of its first input), experts, TopK.</summary>
         private static string Routing(IlgpuFunctionWriter w, Op op) => $"{w.Rows(op.Input(0))}, {Experts(w, op)}, TopK";
 
-        /// <summary>The experts per layer: the router's logits' width, or the declaration's constant.</summary>
+        /// <summary>The experts per layer: the width of the router logits (the router's third output, the router loss's first input).</summary>
         private static string Experts(IlgpuFunctionWriter w, Op op)
-            => op is RouterOp ? w.Width(op.Outputs[2]) : "Experts";
+            => w.Width(op is RouterOp ? op.Outputs[2] : op.Input(0));
 
         private static string RoutingStatistics(IlgpuFunctionWriter w)
             => (w.Plan.RoutingStatistics ?? throw new InvalidOperationException("A router loss without routing statistics.")).Field + "[0]";
